@@ -1,0 +1,103 @@
+// Kernel sources and their reflected interfaces. Every kernel family is one
+// WGSL file in kernels/; bind-group layouts and uniform layouts come from
+// reflection (wgsl_reflect), never from hand-written tables.
+import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { ShaderCompileError } from '../errors.ts';
+import { listPackageDir, readPackageText } from '../platform.ts';
+
+/** Kernel families: the .wgsl files in kernels/, without the suffix. */
+export async function kernelFiles(): Promise<string[]> {
+  const names = await listPackageDir(new URL('../../kernels/', import.meta.url));
+  return names.filter((n) => n.endsWith('.wgsl')).map((n) => n.slice(0, -5));
+}
+
+export type ScalarKind = 'f32' | 'u32' | 'i32';
+
+export interface UniformMember {
+  name: string;
+  offset: number;
+  kind: ScalarKind;
+  /** Components: 1 for scalars, 2-4 for vectors. */
+  count: number;
+}
+
+export interface BindingInfo {
+  name: string;
+  binding: number;
+  kind: 'uniform' | 'storage' | 'read-only-storage';
+  /** Uniform structs only. */
+  members?: UniformMember[];
+  /** Uniform structs only: byte size. */
+  size?: number;
+}
+
+export interface EntryInfo {
+  name: string;
+  bindings: BindingInfo[];
+}
+
+export interface KernelModule {
+  file: string;
+  source: string;
+  module: GPUShaderModule;
+  entries: Map<string, EntryInfo>;
+  overrides: Set<string>;
+}
+
+function scalarKind(name: string, where: string): ScalarKind {
+  if (name === 'f32' || name === 'u32' || name === 'i32') return name;
+  throw new Error(`${where}: uniform member type ${name} is not supported (use f32, u32, i32 or their vectors)`);
+}
+
+type ReflectType = { name: string; format?: { name: string } | null; members?: ReflectMember[]; size?: number };
+type ReflectMember = { name: string; offset: number; type: ReflectType };
+
+function reflectMembers(file: string, type: ReflectType): UniformMember[] {
+  return (type.members ?? []).map((m) => {
+    const where = `kernels/${file}.wgsl ${type.name}.${m.name}`;
+    const vec = /^vec([234])/.exec(m.type.name);
+    if (vec) return { name: m.name, offset: m.offset, kind: scalarKind(m.type.format?.name ?? '', where), count: Number(vec[1]) };
+    return { name: m.name, offset: m.offset, kind: scalarKind(m.type.name, where), count: 1 };
+  });
+}
+
+export function reflectKernel(file: string, source: string): { entries: Map<string, EntryInfo>; overrides: Set<string> } {
+  const reflect = new WgslReflect(source);
+  const entries = new Map<string, EntryInfo>();
+  for (const fn of reflect.entry.compute) {
+    const bindings: BindingInfo[] = [];
+    for (const r of fn.resources) {
+      if (r.group !== 0) throw new Error(`kernels/${file}.wgsl: binding ${r.name} must be in @group(0)`);
+      if (r.resourceType === 0) {
+        const type = r.type as unknown as ReflectType;
+        bindings.push({ name: r.name, binding: r.binding, kind: 'uniform', members: reflectMembers(file, type), size: r.size });
+      } else if (r.resourceType === 1) {
+        bindings.push({ name: r.name, binding: r.binding, kind: r.access === 'read' ? 'read-only-storage' : 'storage' });
+      } else {
+        throw new Error(`kernels/${file}.wgsl: binding ${r.name} is not a buffer`);
+      }
+    }
+    bindings.sort((a, b) => a.binding - b.binding);
+    entries.set(fn.name, { name: fn.name, bindings });
+  }
+  return { entries, overrides: new Set(reflect.overrides.map((o) => o.name)) };
+}
+
+export function kernelUrl(file: string): URL {
+  return new URL(`../../kernels/${file}.wgsl`, import.meta.url);
+}
+
+/** Loads, validates and reflects one kernel file; compile errors name file and line. */
+export async function loadKernel(device: GPUDevice, file: string, source?: string): Promise<KernelModule> {
+  source ??= await readPackageText(kernelUrl(file));
+  const module = device.createShaderModule({ code: source, label: `kernels/${file}.wgsl` });
+  const info = await module.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === 'error');
+  if (errors.length) {
+    throw new ShaderCompileError(
+      `kernels/${file}.wgsl`,
+      errors.map((m) => `kernels/${file}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`),
+    );
+  }
+  return { file, source, module, ...reflectKernel(file, source) };
+}
