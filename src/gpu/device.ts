@@ -14,6 +14,8 @@ export interface AdapterDescription {
 export interface DeviceInfo {
   runtime: Runtime;
   runtimeVersion: string;
+  /** The native API under WebGPU, as far as the runtime tells. */
+  backend: string;
   adapter: AdapterDescription;
   /** True for CPU rasterisers (lavapipe/llvmpipe, SwiftShader, WARP). */
   software: boolean;
@@ -50,6 +52,9 @@ const RAISED_LIMITS = [
   'maxComputeWorkgroupSizeX',
   'maxComputeWorkgroupSizeY',
   'maxComputeWorkgroupsPerDimension',
+  // Alignments: the adapter's (smaller) value is the better one.
+  'minStorageBufferOffsetAlignment',
+  'minUniformBufferOffsetAlignment',
 ] as const;
 
 const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
@@ -65,6 +70,8 @@ let nodeInstance: GPU | null = null;
 
 async function nodeGpu(): Promise<GPU> {
   if (nodeInstance) return nodeInstance;
+  // Dawn warns on every start when the XDG runtime dir is unset.
+  process.env.XDG_RUNTIME_DIR ??= (await import('node:os')).tmpdir();
   // Dawn's binding polls pending work with a setImmediate loop, which spins a
   // whole core while lavapipe's workers need it (71 vs 117 GFLOP/s measured).
   // It captures setImmediate when the native module loads, so a sleeping
@@ -148,7 +155,8 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Opene
     Boolean((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
   const info: DeviceInfo = {
     runtime,
-    runtimeVersion: runtimeVersion(runtime),
+    runtimeVersion: await runtimeVersion(runtime),
+    backend: backendName(runtime),
     adapter: description,
     software,
     features: [...device.features].sort(),
@@ -157,8 +165,19 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Opene
   return { device, info };
 }
 
-function runtimeVersion(runtime: Runtime): string {
+async function runtimeVersion(runtime: Runtime): Promise<string> {
   if (runtime === 'deno') return `deno ${Deno!.version.deno}`;
-  if (runtime === 'node') return `node ${process.versions.node}`;
-  return globalThis.navigator?.userAgent ?? 'browser';
+  if (runtime === 'browser') return globalThis.navigator?.userAgent ?? 'browser';
+  const { createRequire } = await import('node:module');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const pkg = path.join(path.dirname(createRequire(import.meta.url).resolve('webgpu')), 'package.json');
+  return `node ${process.versions.node}, webgpu ${JSON.parse(fs.readFileSync(pkg, 'utf8')).version}`;
+}
+
+function backendName(runtime: Runtime): string {
+  if (runtime === 'deno') return 'wgpu (Deno)';
+  if (runtime === 'browser') return 'browser WebGPU';
+  const native: Record<string, string> = { linux: 'Vulkan', darwin: 'Metal', win32: 'D3D12' };
+  return `Dawn on ${native[process.platform] ?? process.platform}`;
 }
