@@ -90,8 +90,12 @@ export function kernelUrl(file: string): URL {
 /** Loads, validates and reflects one kernel file; compile errors name file and line. */
 export async function loadKernel(device: GPUDevice, file: string, source?: string): Promise<KernelModule> {
   source ??= await readPackageText(kernelUrl(file));
+  // The scope keeps an invalid module's validation error out of the device's
+  // uncaptured errors: it is reported below, with file and line.
+  device.pushErrorScope('validation');
   const module = device.createShaderModule({ code: source, label: `kernels/${file}.wgsl` });
   const info = await module.getCompilationInfo();
+  const scoped = await device.popErrorScope();
   const errors = info.messages.filter((m) => m.type === 'error');
   if (errors.length) {
     throw new ShaderCompileError(
@@ -99,5 +103,6 @@ export async function loadKernel(device: GPUDevice, file: string, source?: strin
       errors.map((m) => `kernels/${file}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`),
     );
   }
+  if (scoped) throw new ShaderCompileError(`kernels/${file}.wgsl`, [scoped.message]);
   return { file, source, module, ...reflectKernel(file, source) };
 }
