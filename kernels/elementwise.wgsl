@@ -90,3 +90,25 @@ fn lerp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let w = weight[0];
   out[i] = (1.0 - w) * a[(i / params.a_inner) % params.a_size] + w * b[(i / params.b_inner) % params.b_size];
 }
+
+@group(0) @binding(5) var<storage, read> row_a: array<f32>;
+@group(0) @binding(6) var<storage, read> row_b: array<f32>;
+
+// a·row_a[r] + b·row_b[r] with r = i / inner (a_inner): per-row coefficients,
+// e.g. the sampler's per-sample schedule terms.
+@compute @workgroup_size(WG)
+fn row_axpby(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = index(wid, lid, nw);
+  if (i >= params.count) { return; }
+  let r = i / params.a_inner;
+  out[i] = a[i] * row_a[r] + b[i] * row_b[r];
+}
+
+// clamp(a, -s, s) / s with s = row_a[i / inner]: dynamic thresholding.
+@compute @workgroup_size(WG)
+fn row_threshold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = index(wid, lid, nw);
+  if (i >= params.count) { return; }
+  let s = row_a[i / params.a_inner];
+  out[i] = clamp(a[i], -s, s) / s;
+}

@@ -13,7 +13,10 @@
 // workgroup memory.
 
 struct GroupParams {
+  // Samples in this dispatch, and the first one's index in scale_shift/mod_*
+  // (x larger than a storage binding is dispatched in pieces).
   samples: u32,
+  first_sample: u32,
   channels: u32,
   groups: u32,
   // Elements per channel (product of the spatial dims).
@@ -143,13 +146,13 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
       b = fma(b, weight[ch], bias[ch]);
     }
     if (SCALE_SHIFT) {
-      let row = sample * gn.ss_stride;
+      let row = (gn.first_sample + sample) * gn.ss_stride;
       let scale = scale_shift[row + ch] + 1.0;
       a *= scale;
       b = fma(b, scale, scale_shift[row + gn.channels + ch]);
     }
     let at = base + c * gn.hw;
-    let zq_at = sample * gn.zq_stride + ch * gn.zq_height * gn.zq_width;
+    let zq_at = (gn.first_sample + sample) * gn.zq_stride + ch * gn.zq_height * gn.zq_width;
     for (var s = lid; s < gn.hw; s += WG) {
       var v = fma(x[at + s], a, b);
       if (SPATIAL) {

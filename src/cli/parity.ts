@@ -2,8 +2,8 @@ import { Gpu } from '../gpu/gpu.ts';
 import { formatParity, parityExitCode, runParity } from '../parity/run.ts';
 
 export async function parityCommand(dirs: string[], json: boolean): Promise<number> {
-  let gpu: Promise<Gpu> | null = null;
-  const open = () => (gpu ??= Gpu.open());
+  const opened: { gpu?: Promise<Gpu> } = {};
+  const open = () => (opened.gpu ??= Gpu.open());
   let code = 0;
   const results = [];
   for (const dir of dirs) {
@@ -13,6 +13,6 @@ export async function parityCommand(dirs: string[], json: boolean): Promise<numb
     if (!json) process.stdout.write(`${formatParity(r)}\n`);
   }
   if (json) process.stdout.write(`${JSON.stringify(results.length === 1 ? results[0] : results, null, 2)}\n`);
-  if (gpu) (await gpu).destroy();
+  if (opened.gpu) (await opened.gpu).destroy();
   return code;
 }

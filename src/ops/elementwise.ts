@@ -81,3 +81,44 @@ export function lerp(a: Tensor, b: Tensor, w: Tensor): Tensor {
   );
   return out;
 }
+
+function rowsOf(op: string, x: Tensor, coef: Tensor): number {
+  const rows = x.shape[0];
+  if (coef.size !== rows) throw new ShapeError(op, `needs one coefficient per row of ${shapeString(x.shape)}, got ${shapeString(coef.shape)}`);
+  return x.size / rows;
+}
+
+/** a·ca[r] + b·cb[r] for each dim-0 row r (per-sample coefficients). */
+export function rowAxpby(a: Tensor, ca: Tensor, b: Tensor, cb: Tensor): Tensor {
+  requireF32('rowAxpby', a, b, ca, cb);
+  if (a.shape.join() !== b.shape.join()) throw new ShapeError('rowAxpby', `shapes ${shapeString(a.shape)} and ${shapeString(b.shape)} differ`);
+  const inner = rowsOf('rowAxpby', a, ca);
+  rowsOf('rowAxpby', a, cb);
+  const out = Tensor.empty(a.gpu, a.shape);
+  a.gpu.dispatch(
+    { kernel: 'elementwise', entry: 'row_axpby', overrides: { WG } },
+    {
+      params: { count: a.size, a_inner: inner, a_size: a.size, b_inner: 1, b_size: a.size, alpha: 0, beta: 0 },
+      a: a.binding(),
+      b: b.binding(),
+      row_a: ca.binding(),
+      row_b: cb.binding(),
+      out: out.binding(),
+    },
+    flatGrid(a.size, WG),
+  );
+  return out;
+}
+
+/** clamp(x, −s[r], s[r]) / s[r] for each dim-0 row r. */
+export function rowThreshold(x: Tensor, s: Tensor): Tensor {
+  requireF32('rowThreshold', x, s);
+  const inner = rowsOf('rowThreshold', x, s);
+  const out = Tensor.empty(x.gpu, x.shape);
+  x.gpu.dispatch(
+    { kernel: 'elementwise', entry: 'row_threshold', overrides: { WG } },
+    { params: { count: x.size, a_inner: inner, a_size: x.size, b_inner: 1, b_size: 1, alpha: 0, beta: 0 }, a: x.binding(), row_a: s.binding(), out: out.binding() },
+    flatGrid(x.size, WG),
+  );
+  return out;
+}

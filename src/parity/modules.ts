@@ -1,2 +1,2 @@
 // Registers every module kind this build can run in parity cases.
-export {};
+import '../diffusion/parity.ts';

@@ -1,0 +1,198 @@
+// Normalisation ops (kernels/norm.wgsl): GroupNorm with the epilogues the
+// models fuse into it (affine, ConditionalGroupNorm's scale/shift, SiLU),
+// MoVQ's SpatialNorm, LayerNorm and T5's RMS norm. Statistics are f32.
+import { ShapeError } from '../errors.ts';
+import { Tensor, numel, shapeString } from '../tensor/tensor.ts';
+import { flatGrid } from './grid.ts';
+
+// One workgroup per group or row; measured on lavapipe (see the report of
+// bench/norm.bench.ts): larger workgroups only add reduction barriers.
+const GROUP_WG = 256;
+const ROW_WG = 256;
+
+export interface GroupNormOptions {
+  groups: number;
+  eps: number;
+  /** Affine weight and bias, [C] each; both or neither. */
+  weight?: Tensor;
+  bias?: Tensor;
+  /**
+   * ConditionalGroupNorm's context projection [N or 1, 2C]: scale (first C)
+   * then shift, applied as norm(x)·(scale + 1) + shift. One row broadcasts
+   * to every sample; callers repeat rows for any other grouping.
+   */
+  scaleShift?: Tensor;
+  /** SiLU after everything else. */
+  silu?: boolean;
+}
+
+export interface SpatialNormOptions {
+  groups: number;
+  eps: number;
+  weight: Tensor;
+  bias: Tensor;
+  silu?: boolean;
+}
+
+function requireF32(op: string, ts: Record<string, Tensor | undefined>): void {
+  for (const [name, t] of Object.entries(ts)) {
+    if (t && t.dtype !== 'f32') throw new ShapeError(op, `${name} must be f32, got ${t.dtype} ${shapeString(t.shape)}`);
+  }
+}
+
+function requireShape(op: string, name: string, t: Tensor, shape: readonly number[]): void {
+  if (t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ShapeError(op, `${name} must be ${shapeString(shape)}, got ${shapeString(t.shape)}`);
+  }
+}
+
+/** Per-sample inputs may have N rows or one (broadcast): the row stride to use. */
+function sampleStride(op: string, name: string, t: Tensor, samples: number): number {
+  if (t.shape[0] === samples) return t.size / samples;
+  if (t.shape[0] === 1) return 0;
+  throw new ShapeError(op, `${name} ${shapeString(t.shape)} needs ${samples} rows or 1`);
+}
+
+/**
+ * Runs fn on each dim-0 piece of x and out (one piece unless x is larger than
+ * a storage binding), with the index of the piece's first row.
+ */
+function eachPart(op: string, x: Tensor, out: Tensor, fn: (x: Tensor, out: Tensor, firstRow: number) => void): void {
+  const xs = x.parts();
+  const outs = out.parts();
+  try {
+    let first = 0;
+    for (let i = 0; i < xs.length; i++) {
+      if (outs[i]?.shape[0] !== xs[i].shape[0]) throw new ShapeError(op, `input ${shapeString(x.shape)} is split unlike its output; make it contiguous first`);
+      fn(xs[i], outs[i], first);
+      first += xs[i].shape[0];
+    }
+  } finally {
+    for (const t of [...xs, ...outs]) t.dispose();
+  }
+}
+
+interface GroupEpilogue {
+  weight?: Tensor;
+  bias?: Tensor;
+  scaleShift?: Tensor;
+  modY?: Tensor;
+  modB?: Tensor;
+  silu?: boolean;
+}
+
+/** One group_norm dispatch per part of x; spatial modulation when modY/modB are given. */
+function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e: GroupEpilogue): Tensor {
+  const [samples, channels] = x.shape;
+  const spatial = e.modY !== undefined;
+  const ssStride = e.scaleShift ? sampleStride(op, 'scaleShift', e.scaleShift, samples) : 0;
+  const zqStride = e.modY ? sampleStride(op, 'zqY', e.modY, samples) : 0;
+  const [height, width] = spatial ? x.shape.slice(2) : [1, 1];
+  const [zqHeight, zqWidth] = e.modY ? e.modY.shape.slice(2) : [1, 1];
+  const out = Tensor.empty(x.gpu, x.shape);
+  eachPart(op, x, out, (xp, outp, firstSample) => {
+    const dummy = xp.binding(); // stands in for inputs whose override is off
+    xp.gpu.dispatch(
+      {
+        kernel: 'norm',
+        entry: 'group_norm',
+        overrides: { WG: GROUP_WG, AFFINE: e.weight !== undefined, SCALE_SHIFT: e.scaleShift !== undefined, SPATIAL: spatial, SILU: e.silu ?? false },
+      },
+      {
+        gn: {
+          samples: xp.shape[0],
+          first_sample: firstSample,
+          channels,
+          groups,
+          hw: numel(x.shape.slice(2)),
+          eps,
+          ss_stride: ssStride,
+          height,
+          width,
+          zq_height: zqHeight,
+          zq_width: zqWidth,
+          zq_stride: zqStride,
+        },
+        x: dummy,
+        weight: e.weight?.binding() ?? dummy,
+        bias: e.bias?.binding() ?? dummy,
+        scale_shift: e.scaleShift?.binding() ?? dummy,
+        mod_y: e.modY?.binding() ?? dummy,
+        mod_b: e.modB?.binding() ?? dummy,
+        out: outp.binding(),
+      },
+      flatGrid(xp.shape[0] * groups, 1),
+    );
+  });
+  return out;
+}
+
+function checkGroups(op: string, x: Tensor, groups: number, weight?: Tensor, bias?: Tensor): void {
+  if (x.rank < 2) throw new ShapeError(op, `x must be [N, C, ...spatial], got ${shapeString(x.shape)}`);
+  const c = x.shape[1];
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) throw new ShapeError(op, `${c} channels do not split into ${groups} groups`);
+  if ((weight === undefined) !== (bias === undefined)) throw new ShapeError(op, 'weight and bias go together');
+  if (weight) requireShape(op, 'weight', weight, [c]);
+  if (bias) requireShape(op, 'bias', bias, [c]);
+}
+
+/**
+ * GroupNorm over x [N, C, ...spatial]: each sample's C/groups channels × all
+ * spatial positions share one mean and variance (biased, as torch). Then the
+ * optional affine, conditional scale/shift and SiLU, in that order.
+ */
+export function groupNorm(x: Tensor, options: GroupNormOptions): Tensor {
+  const op = 'groupNorm';
+  const { groups, eps, weight, bias, scaleShift, silu } = options;
+  requireF32(op, { x, weight, bias, scaleShift });
+  checkGroups(op, x, groups, weight, bias);
+  if (scaleShift && (scaleShift.rank !== 2 || scaleShift.shape[1] !== 2 * x.shape[1])) {
+    throw new ShapeError(op, `scaleShift must be [N or 1, ${2 * x.shape[1]}], got ${shapeString(scaleShift.shape)}`);
+  }
+  return groupNormDispatch(op, x, groups, eps, { weight, bias, scaleShift, silu });
+}
+
+/**
+ * MoVQ's SpatialNorm: groupNorm(x)·y + b, with y = conv_y(zq) and
+ * b = conv_b(zq) [N or 1, C, h, w] given at zq's resolution and read
+ * nearest-upsampled to x's H×W (torch's 'nearest': row floor(i·h/H), column
+ * floor(j·w/W)), so no upsampled copy is made. Optional SiLU after.
+ */
+export function spatialNorm(x: Tensor, zqY: Tensor, zqB: Tensor, options: SpatialNormOptions): Tensor {
+  const op = 'spatialNorm';
+  const { groups, eps, weight, bias, silu } = options;
+  requireF32(op, { x, zqY, zqB, weight, bias });
+  if (x.rank !== 4) throw new ShapeError(op, `x must be [N, C, H, W], got ${shapeString(x.shape)}`);
+  checkGroups(op, x, groups, weight, bias);
+  if (zqY.rank !== 4 || zqY.shape[1] !== x.shape[1]) throw new ShapeError(op, `zqY must be [N or 1, ${x.shape[1]}, h, w], got ${shapeString(zqY.shape)}`);
+  requireShape(op, 'zqB', zqB, zqY.shape);
+  return groupNormDispatch(op, x, groups, eps, { weight, bias, modY: zqY, modB: zqB, silu });
+}
+
+function rowNorm(op: string, x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: number): Tensor {
+  requireF32(op, { x, weight, bias });
+  if (x.rank < 1) throw new ShapeError(op, 'x must have at least one dimension');
+  const d = x.shape[x.rank - 1];
+  requireShape(op, 'weight', weight, [d]);
+  if (bias) requireShape(op, 'bias', bias, [d]);
+  const out = Tensor.empty(x.gpu, x.shape);
+  eachPart(op, x, out, (xp, outp) => {
+    const rows = xp.size / d;
+    xp.gpu.dispatch(
+      { kernel: 'norm', entry: 'row_norm', overrides: { WG: ROW_WG, RMS: bias === undefined } },
+      { rp: { rows, d, eps }, x: xp.binding(), weight: weight.binding(), bias: (bias ?? weight).binding(), out: outp.binding() },
+      flatGrid(rows, 1),
+    );
+  });
+  return out;
+}
+
+/** LayerNorm over the last dim: (x − mean)/sqrt(var + eps)·weight + bias. */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+  return rowNorm('layerNorm', x, weight, bias, eps);
+}
+
+/** T5's RMS norm over the last dim: x/sqrt(mean(x²) + eps)·weight (no mean subtraction, no bias). */
+export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  return rowNorm('rmsNorm', x, weight, undefined, eps);
+}
