@@ -12,7 +12,7 @@
 // uniform reflection packs scalars and vectors, not arrays.
 
 override WG: u32 = 256;
-// gather: source coordinate floor(o·scale) (nearest resize) instead of o − lo.
+// gather: nearest-resize source coordinates (floor(o·scale)) instead of o − lo.
 override NEAREST: bool = false;
 // embedding: the table holds packed f16 pairs instead of f32 words.
 override W_F16: bool = false;
@@ -82,8 +82,10 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let bound = dim_u(p.src_shape0, p.src_shape1, k);
     var c: u32;
     if (NEAREST) {
-      // torch's nearest: min(floor(f32(o)·scale), in − 1), scale = f32(in/out).
-      c = min(u32(floor(f32(o) * dim_f(p.scale0, p.scale1, k))), bound - 1u);
+      // torch's nearest: identity where in = out, else min(floor(f32(o)·scale),
+      // in − 1) with scale = f32(in/out).
+      c = o;
+      if (bound != n) { c = min(u32(floor(f32(o) * dim_f(p.scale0, p.scale1, k))), bound - 1u); }
     } else {
       // A negative coordinate wraps to a huge u32 and fails the bound check.
       c = u32(i32(o) - dim_i(p.lo0, p.lo1, k));
@@ -205,9 +207,9 @@ fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
 }
 
 // Sinusoidal position embedding [sin(x·f), cos(x·f)]. The frequencies come
-// from the host (correctly rounded f32, as torch's exp) because arguments up
-// to ~10³ rad amplify a frequency error of a few ulp (WGSL's exp allows
-// 3 + 2|x| ulp) into ~10⁻⁴ of output error. sin and cos are our own
+// from the host (correctly rounded f32; torch's f32 exp is within 1 ulp)
+// because arguments up to ~10³ rad amplify a frequency error of a few ulp
+// (WGSL's exp allows 3 + 2|x| ulp) into ~10⁻⁴ of output error. sin and cos are our own
 // (cephes sinf/cosf): WGSL bounds sin/cos only on [−π, π].
 struct SinParams {
   count: u32,
