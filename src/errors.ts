@@ -94,3 +94,8 @@ export class WeightShapeError extends WeightError {
 export class UsageError extends KandinskyError {
   override name = 'UsageError';
 }
+
+/** A NaN or Inf appeared during sampling; the message names the stage and step. */
+export class NumericsError extends KandinskyError {
+  override name = 'NumericsError';
+}

@@ -1,6 +1,6 @@
 // One reverse-diffusion step (spec §2) on the GPU, for a batch whose dim-0
 // rows may be at different timesteps. Guidance is applied by the caller.
-import { ShapeError } from '../errors.ts';
+import { NumericsError, ShapeError } from '../errors.ts';
 import { rowAxpby, rowThreshold } from '../ops/elementwise.ts';
 import { tidy } from '../tensor/scope.ts';
 import { Tensor, shapeString } from '../tensor/tensor.ts';
@@ -39,14 +39,15 @@ export async function diffusionStep(s: Schedule, x: Tensor, t: readonly number[]
   }
   const x0 = predictX0(s, x, t, pred, options);
   let thresholds: number[];
-  if (s.config.percentile === null) {
-    thresholds = new Array(rows).fill(1);
-  } else {
-    const host = (await x0.read()) as Float32Array;
-    const per = host.length / rows;
-    thresholds = Array.from({ length: rows }, (_, r) => Math.max(1, absQuantile(host.subarray(r * per, (r + 1) * per), s.config.percentile!)));
-  }
   try {
+    // x0 comes back to the host once per step: for each row's quantile, and
+    // to catch a NaN or Inf within the step it appears in.
+    const host = (await x0.read()) as Float32Array;
+    const bad = host.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new NumericsError(`non-finite value ${host[bad]} in the predicted x0 at element ${bad} (timestep ${t[Math.floor(bad / (host.length / rows))]})`);
+    const per = host.length / rows;
+    const p = s.config.percentile;
+    thresholds = Array.from({ length: rows }, (_, r) => (p === null ? 1 : Math.max(1, absQuantile(host.subarray(r * per, (r + 1) * per), p))));
     return tidy(() => {
       const clipped = rowThreshold(x0, rowVector(x, thresholds));
       const mean = rowAxpby(clipped, rowVector(x, t.map((i) => s.posteriorCoef1[i])), x, rowVector(x, t.map((i) => s.posteriorCoef2[i])));
