@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { openCheckpointFile } from '../../src/io/open.ts';
 import { encodeSafetensors } from '../../src/io/safetensors.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -51,5 +52,32 @@ describe('kandinsky CLI', () => {
     const r = kandinsky('parity', bad);
     expect(r.code).toBe(2);
     expect(r.out).toMatch(/"atol" must be a non-negative number/);
+  });
+
+  it('convert turns a torch.save checkpoint into bit-identical safetensors', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'convert-'));
+    const out = join(dir, 'ckpt.safetensors');
+    const src = join(root, 'test/fixtures/parity/unet_keyframe_blocks/checkpoint.pt');
+    const r = kandinsky('convert', src, out);
+    expect(r.code, r.err).toBe(0);
+    const ours = await openCheckpointFile(out);
+    const ref = await openCheckpointFile(join(root, 'test/fixtures/parity/unet_keyframe_blocks/checkpoint.safetensors'));
+    expect(ours.keys().sort()).toEqual(ref.keys().sort());
+    for (const k of ref.keys()) {
+      const a = ours.get(k)!;
+      const b = ref.get(k)!;
+      expect([a.dtype, a.shape], k).toEqual([b.dtype, b.shape]);
+      expect(Buffer.compare(Buffer.from(await a.read()), Buffer.from(await b.read())), k).toBe(0);
+    }
+    await ours.close();
+    await ref.close();
+    const half = join(dir, 'half.safetensors');
+    expect(kandinsky('convert', src, half, '--dtype', 'f16').code).toBe(0);
+    const h = await openCheckpointFile(half);
+    expect(new Set(h.keys().map((k) => h.get(k)!.dtype))).toEqual(new Set(['F16']));
+    await h.close();
+    const hostile = kandinsky('convert', join(root, 'test/fixtures/pt/evil_system.pt'), join(dir, 'evil.safetensors'));
+    expect(hostile.code).toBe(2);
+    expect(hostile.err).toMatch(/UnsafePickleError/);
   });
 });
