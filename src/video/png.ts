@@ -1,22 +1,7 @@
 // PNG and animated PNG (APNG) encoders: 8-bit RGB, zlib through fflate.
 import { zlibSync } from 'fflate';
+import { crc32 } from '../io/zip.ts';
 import type { RgbFrame } from './frames.ts';
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(parts: Uint8Array[]): number {
-  let c = 0xffffffff;
-  for (const p of parts) for (let i = 0; i < p.length; i++) c = CRC_TABLE[(c ^ p[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function u32(...values: number[]): Uint8Array {
   const out = new Uint8Array(4 * values.length);
@@ -27,7 +12,7 @@ function u32(...values: number[]): Uint8Array {
 
 function chunk(type: string, body: Uint8Array): Uint8Array[] {
   const t = new TextEncoder().encode(type);
-  return [u32(body.length), t, body, u32(crc32([t, body]))];
+  return [u32(body.length), t, body, u32(crc32(body, crc32(t)))];
 }
 
 /** Filter type 0 per scanline, then zlib. */
