@@ -6,11 +6,15 @@
 // deliberately simple baseline: one invocation per group, serial loops.
 //
 // Statistics are f32: each invocation accumulates its strided elements
-// shifted by its own first element (so |mean| >> std does not cancel), turns
-// them into (count, mean, M2) and the workgroup merges those pairwise in a
-// tree with Chan's formula. x is read twice (statistics, then output): a
-// group (384 channels / 32 groups × 64×64 = 49152 floats) does not fit in
-// workgroup memory.
+// shifted by its own first element, turns them into (count, mean, M2) and
+// the workgroup merges those with Chan's formula, all relative to the
+// block's first element, so |mean| >> std cancels no digits. x is read twice
+// (statistics, then output): a group (384 channels / 32 groups × 64×64 =
+// 49152 floats) does not fit in workgroup memory.
+//
+// With VEC4 each invocation moves four elements per step as one vec4: on
+// lavapipe that halved the time of scalar accesses (an access costs per
+// invocation, nearly whatever its width).
 
 struct GroupParams {
   // Samples in this dispatch, and the first one's index in scale_shift/mod_*
@@ -24,11 +28,14 @@ struct GroupParams {
   eps: f32,
   // scale_shift row stride: 2·channels per sample, 0 to broadcast one row.
   ss_stride: u32,
-  // SPATIAL: x's height and width, and zq's (mod_y, mod_b) height and width.
-  height: u32,
+  // SPATIAL: x's width; zq's (mod_y, mod_b) height and width; the nearest
+  // upsampling scales zq_height/height and zq_width/width rounded to f32,
+  // as torch computes them.
   width: u32,
   zq_height: u32,
   zq_width: u32,
+  scale_h: f32,
+  scale_w: f32,
   // mod_y/mod_b sample stride: channels·zq_height·zq_width, 0 to broadcast.
   zq_stride: u32,
 }
@@ -41,20 +48,30 @@ struct RowParams {
 
 @group(0) @binding(0) var<uniform> gn: GroupParams;
 @group(0) @binding(1) var<uniform> rp: RowParams;
+// x as scalars and, with VEC4, as vec4s (the same buffer, read-only twice).
 @group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;
 // Absent optional inputs are bound to a dummy buffer; the override that
 // would read them is off, so they are never read.
-@group(0) @binding(3) var<storage, read> weight: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> weight: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+// Row norms with VEC4 read weight and bias [D] as vec4s (the same buffers).
+@group(0) @binding(6) var<storage, read> weight4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> bias4: array<vec4<f32>>;
 // [samples or 1, 2·channels]: scale (first half) then shift.
-@group(0) @binding(5) var<storage, read> scale_shift: array<f32>;
+@group(0) @binding(8) var<storage, read> scale_shift: array<f32>;
 // SpatialNorm's conv_y(zq) and conv_b(zq), [samples or 1, C, zq_h, zq_w].
-@group(0) @binding(6) var<storage, read> mod_y: array<f32>;
-@group(0) @binding(7) var<storage, read> mod_b: array<f32>;
-@group(0) @binding(8) var<storage, read_write> out: array<f32>;
+@group(0) @binding(9) var<storage, read> mod_y: array<f32>;
+@group(0) @binding(10) var<storage, read> mod_b: array<f32>;
+// Written as vec4s, or one component at a time without VEC4 (a writable
+// buffer cannot be bound twice); its binding is rounded up to whole vec4s.
+@group(0) @binding(11) var<storage, read_write> out: array<vec4<f32>>;
 
-// Workgroup size; a power of two (the tree reduction halves it).
-override WG: u32 = 256;
+override WG: u32 = 64;
+// Four elements per step; needs every channel (row) to start at a multiple
+// of 4 elements and, with SPATIAL, the width to be one.
+override VEC4: bool = false;
+override STEP: u32 = select(1u, 4u, VEC4);
 override AFFINE: bool = false;
 override SCALE_SHIFT: bool = false;
 override SPATIAL: bool = false;
@@ -62,56 +79,90 @@ override SILU: bool = false;
 // Row and naive kernels: RMS norm (no mean subtraction, no bias).
 override RMS: bool = false;
 
-var<workgroup> red_n: array<f32, WG>;
-var<workgroup> red_mean: array<f32, WG>;
-var<workgroup> red_m2: array<f32, WG>;
+// Loops count in steps of STEP elements: step k is elements k·STEP ..
+// k·STEP+STEP-1, in .x only without VEC4 (the other lanes 0).
+fn load(k: u32) -> vec4<f32> {
+  if (VEC4) { return x4[k]; }
+  return vec4(x[k], 0.0, 0.0, 0.0);
+}
+
+fn store(k: u32, v: vec4<f32>) {
+  if (VEC4) { out[k] = v; } else { out[k / 4u][k % 4u] = v.x; }
+}
+
+// Step k of a row norm's weight and bias, as load().
+fn row_weight(k: u32) -> vec4<f32> {
+  if (VEC4) { return weight4[k]; }
+  return vec4(weight[k], 0.0, 0.0, 0.0);
+}
+
+fn row_bias(k: u32) -> vec4<f32> {
+  if (VEC4) { return bias4[k]; }
+  return vec4(bias[k], 0.0, 0.0, 0.0);
+}
+
+struct Partial {
+  n: f32,
+  mean: f32,
+  m2: f32,
+}
+
+// Chan et al.: (count, mean, M2) of the union of two sets; a.n > 0.
+fn merge(a: Partial, b: Partial) -> Partial {
+  let n = a.n + b.n;
+  let delta = b.mean - a.mean;
+  let wb = b.n / n;
+  return Partial(n, a.mean + delta * wb, a.m2 + b.m2 + delta * delta * a.n * wb);
+}
+
+var<workgroup> partials: array<Partial, WG>;
 
 struct Stats {
+  // Values are taken relative to shift, the block's first element:
+  // mean is the block's mean minus shift.
+  shift: f32,
   mean: f32,
-  // Variance (biased, as torch's norms), or the mean square under RMS.
-  var_or_ms: f32,
+  // Biased, as torch's norms.
+  variance: f32,
 }
 
 // Mean and variance of x[base .. base+count) by the whole workgroup. Must be
-// called in workgroup-uniform control flow.
+// called in workgroup-uniform control flow. One invocation merges the WG
+// partials in a serial loop: a log2(WG) tree (a barrier inside a loop) cost
+// lavapipe 1.5 s more CPU to compile per pipeline (3.6 s instead of 2.2 s
+// with every epilogue), and WG merges are few next to a block's elements.
 fn workgroup_stats(base: u32, count: u32, lid: u32) -> Stats {
-  let shift = x[base + min(lid, count - 1u)];
-  var s = 0.0;
-  var q = 0.0;
-  for (var e = lid; e < count; e += WG) {
-    let d = x[base + e] - shift;
+  let shift = x[base];
+  // Each invocation also shifts by its own first element: its sums then stay
+  // small even where the block's first element is an outlier.
+  let own = x[base + min(lid * STEP, count - 1u)];
+  let lanes = vec4(1.0, f32(VEC4), f32(VEC4), f32(VEC4));
+  let k0 = base / STEP;
+  let steps = count / STEP;
+  var s = vec4(0.0);
+  var q = vec4(0.0);
+  for (var k = lid; k < steps; k += WG) {
+    let d = (load(k0 + k) - own) * lanes;
     s += d;
     q = fma(d, d, q);
   }
-  // Elements this invocation saw: ceil((count - lid) / WG), 0 past the end.
-  let n = f32(select(0u, (count - lid + WG - 1u) / WG, lid < count));
+  // Elements this invocation saw.
+  let n = f32(select(0u, (steps - lid + WG - 1u) / WG * STEP, lid < steps));
   let inv_n = select(0.0, 1.0 / n, n > 0.0);
-  red_n[lid] = n;
-  red_mean[lid] = shift + s * inv_n;
-  red_m2[lid] = max(q - s * s * inv_n, 0.0);
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    workgroupBarrier();
-    if (lid < half) {
-      // Chan et al.: merge two (count, mean, M2) partials.
-      let na = red_n[lid];
-      let nb = red_n[lid + half];
-      let nab = na + nb;
-      if (nb > 0.0) {
-        let delta = red_mean[lid + half] - red_mean[lid];
-        let wb = nb / nab;
-        red_mean[lid] += delta * wb;
-        red_m2[lid] += red_m2[lid + half] + delta * delta * na * wb;
-        red_n[lid] = nab;
-      }
-    }
+  let sum = dot(s, vec4(1.0));
+  partials[lid] = Partial(n, (own - shift) + sum * inv_n, max(dot(q, vec4(1.0)) - sum * sum * inv_n, 0.0));
+  workgroupBarrier();
+  if (lid == 0u) {
+    var p = partials[0];
+    for (var k = 1u; k < WG; k++) { p = merge(p, partials[k]); }
+    partials[0] = p;
   }
   workgroupBarrier();
-  let mean = red_mean[0];
-  let variance = red_m2[0] / red_n[0];
-  return Stats(mean, select(variance, variance + mean * mean, RMS));
+  let p = partials[0];
+  return Stats(shift, p.mean, p.m2 / p.n);
 }
 
-fn silu(v: f32) -> f32 {
+fn silu(v: vec4<f32>) -> vec4<f32> {
   return v / (1.0 + exp(-v));
 }
 
@@ -119,9 +170,35 @@ fn flat_workgroup(wid: vec3<u32>, nw: vec3<u32>) -> u32 {
   return wid.y * nw.x + wid.x;
 }
 
-// torch's 'nearest': source index floor(i·src/dst).
-fn nearest(i: u32, src: u32, dst: u32) -> u32 {
-  return i * src / dst;
+// torch's 'nearest': source index floor(i·scale), scale = src/dst in f32.
+fn nearest(i: u32, scale: f32, src: u32) -> u32 {
+  return min(u32(f32(i) * scale), src - 1u);
+}
+
+// SPATIAL: zq's columns nearest to x's columns j .. j+STEP-1.
+fn zq_columns(j: u32) -> vec4<u32> {
+  var c = vec4(0u);
+  for (var k = 0u; k < STEP; k++) { c[k] = nearest(j + k, gn.scale_w, gn.zq_width); }
+  return c;
+}
+
+// SpatialNorm: v·y + b with y, b read in zq's row starting at zq_row, at
+// columns cols. Neighbouring pixels that share a zq pixel (upsampling) load
+// it once: on lavapipe these scalar loads are the largest part of a step.
+fn modulate(v: vec4<f32>, zq_row: u32, cols: vec4<u32>) -> vec4<f32> {
+  var y = vec4(0.0);
+  var b = vec4(0.0);
+  var yk = 0.0;
+  var bk = 0.0;
+  for (var k = 0u; k < STEP; k++) {
+    if (k == 0u || cols[k] != cols[k - 1u]) {
+      yk = mod_y[zq_row + cols[k]];
+      bk = mod_b[zq_row + cols[k]];
+    }
+    y[k] = yk;
+    b[k] = bk;
+  }
+  return fma(v, y, b);
 }
 
 @compute @workgroup_size(WG)
@@ -135,10 +212,20 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   // A group's channels are contiguous: one block of gc·hw elements.
   let base = (sample * gn.channels + c0) * gn.hw;
   let st = workgroup_stats(base, gc * gn.hw, lid);
-  let rstd = inverseSqrt(st.var_or_ms + gn.eps);
+  let rstd = inverseSqrt(st.variance + gn.eps);
+  // SPATIAL: the row and column of this invocation's first element in a
+  // channel; they advance by (di, dj) per loop step, so no division per step,
+  // and the zq columns change only if the step is not whole rows (dj != 0).
+  let i0 = lid * STEP / gn.width;
+  let j0 = lid * STEP % gn.width;
+  let di = (WG * STEP) / gn.width;
+  let dj = (WG * STEP) % gn.width;
+  let cols0 = zq_columns(j0);
+  let steps = gn.hw / STEP;
   for (var c = 0u; c < gc; c++) {
     let ch = c0 + c;
-    // Everything before the per-element epilogue folds into v = x·a + b.
+    // Everything before the per-element epilogue folds into
+    // v = (x − shift)·a + b; x − shift is exact near the mean.
     var a = rstd;
     var b = -st.mean * rstd;
     if (AFFINE) {
@@ -151,18 +238,25 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
       a *= scale;
       b = fma(b, scale, scale_shift[row + gn.channels + ch]);
     }
-    let at = base + c * gn.hw;
+    let k0 = (base + c * gn.hw) / STEP;
     let zq_at = (gn.first_sample + sample) * gn.zq_stride + ch * gn.zq_height * gn.zq_width;
-    for (var s = lid; s < gn.hw; s += WG) {
-      var v = fma(x[at + s], a, b);
+    var i = i0;
+    var j = j0;
+    var cols = cols0;
+    for (var k = lid; k < steps; k += WG) {
+      var v = fma(load(k0 + k) - st.shift, vec4(a), vec4(b));
       if (SPATIAL) {
-        let i = s / gn.width;
-        let j = s - i * gn.width;
-        let z = zq_at + nearest(i, gn.zq_height, gn.height) * gn.zq_width + nearest(j, gn.zq_width, gn.width);
-        v = fma(v, mod_y[z], mod_b[z]);
+        v = modulate(v, zq_at + nearest(i, gn.scale_h, gn.zq_height) * gn.zq_width, cols);
+        i += di;
+        j += dj;
+        if (j >= gn.width) {
+          i += 1u;
+          j -= gn.width;
+        }
+        if (dj != 0u) { cols = zq_columns(j); }
       }
       if (SILU) { v = silu(v); }
-      out[at + s] = v;
+      store(k0 + k, v);
     }
   }
 }
@@ -174,18 +268,22 @@ fn row_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   let lid = lid3.x;
   let base = row * rp.d;
   let st = workgroup_stats(base, rp.d, lid);
-  let rstd = inverseSqrt(st.var_or_ms + rp.eps);
-  let mean = select(st.mean, 0.0, RMS);
-  for (var e = lid; e < rp.d; e += WG) {
-    var v = (x[base + e] - mean) * rstd * weight[e];
-    if (!RMS) { v += bias[e]; }
-    out[base + e] = v;
+  // RMS: mean(x²) = variance + mean², and x is not centred.
+  let mean = st.shift + st.mean;
+  let rstd = inverseSqrt(select(st.variance, st.variance + mean * mean, RMS) + rp.eps);
+  let k0 = base / STEP;
+  let steps = rp.d / STEP;
+  for (var k = lid; k < steps; k += WG) {
+    let xe = load(k0 + k);
+    var v = select((xe - st.shift) - st.mean, xe, RMS) * rstd * row_weight(k);
+    if (!RMS) { v += row_bias(k); }
+    store(k0 + k, v);
   }
 }
 
 // Baseline for the benchmark: one invocation per (sample, group), two-pass
 // statistics and affine output in plain serial loops. Layer/RMS norm run as
-// groups = 1, channels = D, hw = 1.
+// groups = 1, channels = D, hw = 1. Dispatch without VEC4.
 @compute @workgroup_size(WG)
 fn naive_norm(@builtin(global_invocation_id) gid: vec3<u32>) {
   let g = gid.x;
@@ -207,6 +305,6 @@ fn naive_norm(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ch = (base + e) / gn.hw % gn.channels;
     var v = (x[base + e] - mean) * rstd * weight[ch];
     if (!RMS) { v += bias[ch]; }
-    out[base + e] = v;
+    store(base + e, vec4(v));
   }
 }

@@ -1,14 +1,14 @@
 // Normalisation ops (kernels/norm.wgsl): GroupNorm with the epilogues the
 // models fuse into it (affine, ConditionalGroupNorm's scale/shift, SiLU),
 // MoVQ's SpatialNorm, LayerNorm and T5's RMS norm. Statistics are f32.
+import type { BufferRange } from '../gpu/gpu.ts';
 import { ShapeError } from '../errors.ts';
 import { Tensor, numel, shapeString } from '../tensor/tensor.ts';
 import { flatGrid } from './grid.ts';
 
-// One workgroup per group or row; measured on lavapipe (see the report of
-// bench/norm.bench.ts): larger workgroups only add reduction barriers.
-const GROUP_WG = 256;
-const ROW_WG = 256;
+// One workgroup per group or row. On lavapipe (one CPU thread per workgroup)
+// 64 invocations measured fastest: 128 and 256 took about twice the time.
+const WG = 64;
 
 export interface GroupNormOptions {
   groups: number;
@@ -58,6 +58,7 @@ function sampleStride(op: string, name: string, t: Tensor, samples: number): num
  * a storage binding), with the index of the piece's first row.
  */
 function eachPart(op: string, x: Tensor, out: Tensor, fn: (x: Tensor, out: Tensor, firstRow: number) => void): void {
+  if (x.size === 0) return; // nothing to normalise, nor a buffer to bind
   const xs = x.parts();
   const outs = out.parts();
   try {
@@ -70,6 +71,22 @@ function eachPart(op: string, x: Tensor, out: Tensor, fn: (x: Tensor, out: Tenso
   } finally {
     for (const t of [...xs, ...outs]) t.dispose();
   }
+}
+
+/**
+ * The binding of the kernel's vec4 view of t (x4, weight4, bias4): t itself
+ * with VEC4; otherwise the view is unread, but an array<vec4> binding still
+ * needs 16 bytes: the start of x's buffer (activations are pool buffers of
+ * at least 256 bytes).
+ */
+function vec4View(t: Tensor, vec4: boolean, x: Tensor): BufferRange {
+  return vec4 ? t.binding() : { buffer: x.binding().buffer, offset: 0, size: 16 };
+}
+
+/** out is written as vec4s: its binding rounds up to whole vec4s (op outputs are pool buffers, with room). */
+function outBinding(out: Tensor): BufferRange {
+  const b = out.binding();
+  return { ...b, size: Math.ceil(out.byteLength / 16) * 16 };
 }
 
 interface GroupEpilogue {
@@ -87,8 +104,11 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
   const spatial = e.modY !== undefined;
   const ssStride = e.scaleShift ? sampleStride(op, 'scaleShift', e.scaleShift, samples) : 0;
   const zqStride = e.modY ? sampleStride(op, 'zqY', e.modY, samples) : 0;
+  const hw = numel(x.shape.slice(2));
   const [height, width] = spatial ? x.shape.slice(2) : [1, 1];
   const [zqHeight, zqWidth] = e.modY ? e.modY.shape.slice(2) : [1, 1];
+  // vec4 steps stay inside a channel and, for the spatial modulation, a row.
+  const vec4 = hw % 4 === 0 && (!spatial || width % 4 === 0);
   const out = Tensor.empty(x.gpu, x.shape);
   eachPart(op, x, out, (xp, outp, firstSample) => {
     const dummy = xp.binding(); // stands in for inputs whose override is off
@@ -96,7 +116,7 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
       {
         kernel: 'norm',
         entry: 'group_norm',
-        overrides: { WG: GROUP_WG, AFFINE: e.weight !== undefined, SCALE_SHIFT: e.scaleShift !== undefined, SPATIAL: spatial, SILU: e.silu ?? false },
+        overrides: { WG, VEC4: vec4, AFFINE: e.weight !== undefined, SCALE_SHIFT: e.scaleShift !== undefined, SPATIAL: spatial, SILU: e.silu ?? false },
       },
       {
         gn: {
@@ -104,22 +124,25 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
           first_sample: firstSample,
           channels,
           groups,
-          hw: numel(x.shape.slice(2)),
+          hw,
           eps,
           ss_stride: ssStride,
-          height,
           width,
           zq_height: zqHeight,
           zq_width: zqWidth,
+          // torch's nearest computes the scale in f32.
+          scale_h: Math.fround(zqHeight / height),
+          scale_w: Math.fround(zqWidth / width),
           zq_stride: zqStride,
         },
         x: dummy,
+        x4: vec4View(xp, vec4, xp),
         weight: e.weight?.binding() ?? dummy,
         bias: e.bias?.binding() ?? dummy,
         scale_shift: e.scaleShift?.binding() ?? dummy,
         mod_y: e.modY?.binding() ?? dummy,
         mod_b: e.modB?.binding() ?? dummy,
-        out: outp.binding(),
+        out: outBinding(outp),
       },
       flatGrid(xp.shape[0] * groups, 1),
     );
@@ -154,9 +177,10 @@ export function groupNorm(x: Tensor, options: GroupNormOptions): Tensor {
 
 /**
  * MoVQ's SpatialNorm: groupNorm(x)·y + b, with y = conv_y(zq) and
- * b = conv_b(zq) [N or 1, C, h, w] given at zq's resolution and read
- * nearest-upsampled to x's H×W (torch's 'nearest': row floor(i·h/H), column
- * floor(j·w/W)), so no upsampled copy is made. Optional SiLU after.
+ * b = conv_b(zq) [N or 1, C, h, w] given at zq's resolution (or at x's) and
+ * read nearest-upsampled to x's H×W, so no upsampled copy is made. Nearest
+ * is torch's: row floor(i·s) with s = h/H rounded to f32, which is
+ * floor(i·h/H) for the integer ratios MoVQ uses. Optional SiLU after.
  */
 export function spatialNorm(x: Tensor, zqY: Tensor, zqB: Tensor, options: SpatialNormOptions): Tensor {
   const op = 'spatialNorm';
@@ -176,11 +200,22 @@ function rowNorm(op: string, x: Tensor, weight: Tensor, bias: Tensor | undefined
   requireShape(op, 'weight', weight, [d]);
   if (bias) requireShape(op, 'bias', bias, [d]);
   const out = Tensor.empty(x.gpu, x.shape);
+  const vec4 = d % 4 === 0;
   eachPart(op, x, out, (xp, outp) => {
     const rows = xp.size / d;
     xp.gpu.dispatch(
-      { kernel: 'norm', entry: 'row_norm', overrides: { WG: ROW_WG, RMS: bias === undefined } },
-      { rp: { rows, d, eps }, x: xp.binding(), weight: weight.binding(), bias: (bias ?? weight).binding(), out: outp.binding() },
+      { kernel: 'norm', entry: 'row_norm', overrides: { WG, VEC4: vec4, RMS: bias === undefined } },
+      {
+        rp: { rows, d, eps },
+        x: xp.binding(),
+        x4: vec4View(xp, vec4, xp),
+        weight: weight.binding(),
+        weight4: vec4View(weight, vec4, xp),
+        // RMS norm has no bias: weight stands in, unread.
+        bias: (bias ?? weight).binding(),
+        bias4: vec4View(bias ?? weight, vec4, xp),
+        out: outBinding(outp),
+      },
       flatGrid(rows, 1),
     );
   });
