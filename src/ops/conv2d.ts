@@ -1,15 +1,35 @@
-// conv2d and conv_transpose2d (kernels/conv.wgsl). Weights f32 or f16-packed.
-import { ShapeError } from '../errors.ts';
+// conv2d and conv_transpose2d (kernels/conv2d.wgsl), and the implicit-GEMM
+// dispatch that conv3d (./conv3d.ts) shares. Weights are f32 or f16-packed
+// PyTorch tensors; each call first repacks them to [tap][C][O_pad] (one pass
+// over the weights, small next to the convolution) so that the kernel reads
+// 4 output channels' weights with one 16-byte load.
+import { DeviceLimitError, ShapeError } from '../errors.ts';
+import type { Gpu } from '../gpu/gpu.ts';
 import { Tensor, shapeString } from '../tensor/tensor.ts';
+import { tidy } from '../tensor/scope.ts';
 import { flatGrid } from './grid.ts';
-
-const WG = 64;
+import { concat, slice } from './layout.ts';
 
 export type Padding = number | readonly [top: number, bottom: number, left: number, right: number];
+
+/**
+ * Tile shape and strategy of the implicit-GEMM kernel (override constants).
+ * Each invocation owns 4·NQ output channels × 4·PV output pixels; STAGE
+ * stages CC input channels' weights in workgroup memory (GPUs).
+ */
+export interface ConvVariant {
+  WG: number;
+  NQ: number;
+  PV: number;
+  STAGE: boolean;
+  CC: number;
+}
 
 export interface Conv2dOptions {
   stride?: number;
   padding?: Padding;
+  /** Forces parts of the kernel variant (tests, benchmarks); chosen per adapter otherwise. */
+  variant?: Partial<ConvVariant>;
 }
 
 export interface ConvGeometry {
@@ -21,36 +41,307 @@ export interface ConvGeometry {
   kh: number;
   kw: number;
   stride: number;
+  /** [top, bottom, left, right]. */
   pad: readonly [number, number, number, number];
   outH: number;
   outW: number;
 }
 
-/** Output geometry of a conv2d; unsupported or inconsistent arguments throw. */
+const CONV2D_OPTIONS = new Set(['stride', 'padding', 'variant']);
+
+/** Rejects option keys the op does not implement (dilation, groups, ...) instead of ignoring them. */
+export function checkOptionKeys(op: string, options: object, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new ShapeError(op, `option '${key}' is not supported (supported: ${[...known].join(', ')})`);
+  }
+}
+
+function isCount(v: number, min: number): boolean {
+  return Number.isInteger(v) && v >= min;
+}
+
+/** Output geometry of conv2d(x [N,C,H,W], weight [O,C,kh,kw]); unsupported or inconsistent arguments throw. */
 export function convGeometry(inShape: readonly number[], wShape: readonly number[], options: Conv2dOptions = {}): ConvGeometry {
-  if (inShape.length !== 4 || wShape.length !== 4) throw new ShapeError('conv2d', `needs x [N,C,H,W] and weight [O,C,kh,kw], got ${shapeString(inShape)} and ${shapeString(wShape)}`);
+  const op = 'conv2d';
+  checkOptionKeys(op, options, CONV2D_OPTIONS);
+  if (inShape.length !== 4 || wShape.length !== 4) {
+    throw new ShapeError(op, `needs x [N,C,H,W] and weight [O,C,kh,kw], got ${shapeString(inShape)} and ${shapeString(wShape)}`);
+  }
   const [batch, inChannels, inH, inW] = inShape;
   const [outChannels, wc, kh, kw] = wShape;
-  if (wc !== inChannels) throw new ShapeError('conv2d', `weight ${shapeString(wShape)} expects ${wc} input channels, x has ${inChannels}`);
+  if (wc !== inChannels) throw new ShapeError(op, `weight ${shapeString(wShape)} expects ${wc} input channels, x ${shapeString(inShape)} has ${inChannels}`);
+  if (![inChannels, outChannels, kh, kw].every((v) => isCount(v, 1))) throw new ShapeError(op, `empty channels or kernel in weight ${shapeString(wShape)}`);
   const stride = options.stride ?? 1;
   const p = options.padding ?? 0;
   const pad = typeof p === 'number' ? ([p, p, p, p] as const) : p;
-  if (!Number.isInteger(stride) || stride < 1 || pad.some((v) => !Number.isInteger(v) || v < 0)) {
-    throw new ShapeError('conv2d', `bad stride ${stride} or padding [${pad.join(', ')}]`);
-  }
+  if (!isCount(stride, 1)) throw new ShapeError(op, `stride must be a positive integer, got ${stride}`);
+  if (pad.length !== 4 || !pad.every((v) => isCount(v, 0))) throw new ShapeError(op, `padding must be a count or [top, bottom, left, right] counts, got ${String(p)}`);
   const outH = Math.floor((inH + pad[0] + pad[1] - kh) / stride) + 1;
   const outW = Math.floor((inW + pad[2] + pad[3] - kw) / stride) + 1;
-  if (outH < 1 || outW < 1) throw new ShapeError('conv2d', `kernel ${kh}x${kw} does not fit input ${inH}x${inW} with padding [${pad.join(', ')}]`);
+  if (outH < 1 || outW < 1) throw new ShapeError(op, `kernel ${kh}x${kw} does not fit input ${inH}x${inW} with padding [${pad.join(', ')}]`);
   return { batch, inChannels, inH, inW, outChannels, kh, kw, stride, pad, outH, outW };
 }
 
 export function checkConvOperands(op: string, x: Tensor, weight: Tensor, bias: Tensor | undefined, outChannels: number): void {
   if (x.dtype !== 'f32') throw new ShapeError(op, `x must be f32, got ${x.dtype}`);
   if (weight.dtype !== 'f32' && weight.dtype !== 'f16') throw new ShapeError(op, `weight must be f32 or f16, got ${weight.dtype}`);
-  if (bias && (bias.dtype !== 'f32' || bias.size !== outChannels)) throw new ShapeError(op, `bias must be f32 [${outChannels}], got ${bias.dtype} ${shapeString(bias.shape)}`);
+  if (bias && (bias.dtype !== 'f32' || bias.rank !== 1 || bias.size !== outChannels)) {
+    throw new ShapeError(op, `bias must be f32 [${outChannels}], got ${bias.dtype} ${shapeString(bias.shape)}`);
+  }
 }
 
-export interface ConvDispatch {
+/** One implicit GEMM: rows of x → rows of out (conv2d, conv3d, one tap of the transposed conv). */
+export interface ConvGemm {
+  op: string;
+  /** Rows (images or frames) of x and out. */
+  batch: number;
+  inChannels: number;
+  inH: number;
+  inW: number;
+  outChannels: number;
+  /** Output pixel grid of the GEMM. */
+  outH: number;
+  outW: number;
+  kernel: readonly [t: number, h: number, w: number];
+  stride: number;
+  padTop: number;
+  padLeft: number;
+  /** Temporal padding and frames per video (0 and 1 for 2-D convs). */
+  padT: number;
+  frames: number;
+  /** First weight quad (the transposed conv's tap). */
+  wBase: number;
+  /** Grid pixel (y, x) lands at (y·step + dy, x·step + dx) of an outRows × outCols plane. */
+  place: { rows: number; cols: number; step: number; dy: number; dx: number };
+}
+
+/** Output channels of the packed weights: whole 16-byte rows of f16 halves. */
+const padChannels = (o: number): number => Math.ceil(o / 8) * 8;
+
+/**
+ * Repacks weight elements (o, c, tap), found at o·so + c·sc + tap·st, to a
+ * [taps, C, O_pad] tensor of the weight's dtype, zero past O.
+ */
+export function packWeights(weight: Tensor, outChannels: number, inChannels: number, taps: number, strides: readonly [so: number, sc: number, st: number]): Tensor {
+  const oPad = padChannels(outChannels);
+  const packed = Tensor.empty(weight.gpu, [taps, inChannels, oPad], weight.dtype);
+  const f16 = weight.dtype === 'f16';
+  const words = (taps * inChannels * oPad) / (f16 ? 2 : 1);
+  const WG = 64;
+  weight.gpu.dispatch(
+    { kernel: 'conv2d', entry: 'pack', overrides: { WG, W_F16: f16 } },
+    {
+      pk: { out_c: outChannels, in_c: inChannels, taps, o_pad: oPad, s_o: strides[0], s_c: strides[1], s_t: strides[2], count: words },
+      src: weight.binding(),
+      dst: packed.binding(),
+    },
+    flatGrid(words, WG),
+  );
+  return packed;
+}
+
+const MAX_NQ = 8;
+const MAX_PV = 8;
+
+/**
+ * The kernel variant for an adapter and problem. Software adapters (lavapipe:
+ * an invocation is a SIMD lane, workgroups run on one CPU thread, barriers
+ * are costly) get the largest register tile without barriers, measured best
+ * (see bench/conv2d.bench.ts); GPUs stage weights in workgroup memory.
+ */
+export function convVariant(gpu: Gpu, g: ConvGemm, f16: boolean, forced: Partial<ConvVariant> = {}): ConvVariant {
+  const software = gpu.info.software;
+  let NQ = forced.NQ ?? Math.min(software ? MAX_NQ : 2, Math.ceil(g.outChannels / 4));
+  // f16 quads are read two per 16-byte load: the tile starts on an even quad.
+  if (f16 && NQ % 2 === 1) NQ = forced.NQ === undefined ? NQ + 1 : NaN;
+  const PV = forced.PV ?? (software ? 2 : 1);
+  const quads = Math.ceil((g.outH * g.outW) / 4 / PV);
+  // Whole SIMD rows (8 lanes) on CPUs, no wider than the image needs.
+  const WG = forced.WG ?? (software ? Math.min(64, Math.ceil(quads / 8) * 8) : 64);
+  const v = { WG, NQ, PV, STAGE: forced.STAGE ?? !software, CC: forced.CC ?? 16 };
+  if (!isCount(v.NQ, 1) || v.NQ > MAX_NQ || (f16 && v.NQ % 2 !== 0)) throw new ShapeError(g.op, `variant NQ must be 1..${MAX_NQ}${f16 ? ', even for f16 weights' : ''}, got ${forced.NQ}`);
+  if (!isCount(v.PV, 1) || v.PV > MAX_PV) throw new ShapeError(g.op, `variant PV must be 1..${MAX_PV}, got ${v.PV}`);
+  if (!isCount(v.WG, 1) || !isCount(v.CC, 2) || v.CC % 2 !== 0) throw new ShapeError(g.op, `variant WG ${v.WG} / CC ${v.CC} must be counts, CC even`);
+  return v;
+}
+
+/** Where each row of a tensor lives: its dim-0 parts (one unless larger than a binding). */
+interface Part {
+  t: Tensor;
+  first: number;
+}
+
+function splitRows(t: Tensor): Part[] {
+  let first = 0;
+  return t.parts().map((p) => {
+    const part = { t: p, first };
+    first += p.shape[0];
+    return part;
+  });
+}
+
+function partOf(parts: Part[], row: number): Part {
+  return parts.find((p) => row >= p.first && row < p.first + p.t.shape[0])!;
+}
+
+/**
+ * Records the implicit-GEMM conv of x into out (created by the caller). Rows
+ * are processed in ranges whose output lies in one part of out and whose
+ * input rows (with a temporal kernel, the neighbouring frames) lie in one
+ * part of x; when they straddle two parts, those rows are copied together.
+ */
+export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undefined, out: Tensor, g: ConvGemm, forced: Partial<ConvVariant> = {}): void {
+  const gpu = x.gpu;
+  const f16 = packed.dtype === 'f16';
+  const v = convVariant(gpu, g, f16, forced);
+  const [kt, kh, kw] = g.kernel;
+  const hw = g.inH * g.inW;
+  // One quad of pixels is 4 aligned, contiguous input values.
+  const XV4 = kh === 1 && kw === 1 && g.stride === 1 && g.padTop === 0 && g.padLeft === 0 && hw % 4 === 0 && g.outH === g.inH && g.outW === g.inW;
+  const npix = g.outH * g.outW;
+  const grid = [Math.ceil(npix / (v.WG * 4 * v.PV)), Math.ceil(g.outChannels / (4 * v.NQ))];
+  const maxWg = gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  if (grid[0] > maxWg) throw new DeviceLimitError('maxComputeWorkgroupsPerDimension', grid[0], maxWg, `${g.op} on ${npix} pixels`);
+  const rowBytes = g.inChannels * hw * 4;
+  const maxRows = Math.floor(gpu.maxBinding / rowBytes);
+  if (maxRows < kt) throw new DeviceLimitError('maxStorageBufferBindingSize', kt * rowBytes, gpu.maxBinding, `${g.op}: ${kt} input frames of ${rowBytes} bytes`);
+  const frames = g.frames;
+  // Input rows image n reads: its own frame and the taps' neighbours inside its video.
+  const firstNeeded = (n: number): number => Math.max(n - (n % frames), n - g.padT);
+  const lastNeeded = (n: number): number => Math.min(n - (n % frames) + frames - 1, n + kt - 1 - g.padT);
+  tidy(() => {
+    const xs = splitRows(x);
+    const outs = splitRows(out);
+    for (let a = 0; a < g.batch; ) {
+      const o = partOf(outs, a);
+      let b = Math.min(g.batch, o.first + o.t.shape[0], a + maxWg);
+      while (lastNeeded(b - 1) + 1 - firstNeeded(a) > maxRows) b--;
+      const lo = firstNeeded(a);
+      const hi = lastNeeded(b - 1) + 1;
+      const p = partOf(xs, lo);
+      let input = p.t;
+      let xRow0 = p.first;
+      if (hi > p.first + p.t.shape[0]) {
+        // The rows straddle parts of x: copy them into one tensor.
+        const pieces = xs.filter((q) => q.first < hi && q.first + q.t.shape[0] > lo).map((q) => {
+          const s = Math.max(lo, q.first);
+          return slice(q.t, 0, s - q.first, Math.min(hi, q.first + q.t.shape[0]) - s);
+        });
+        input = concat(pieces, 0);
+        xRow0 = lo;
+      }
+      const xb = input.binding();
+      gpu.dispatch(
+        { kernel: 'conv2d', entry: 'conv', overrides: { WG: v.WG, NQ: v.NQ, PV: v.PV, STAGE: v.STAGE, CC: v.CC, W_F16: f16, XV4 } },
+        {
+          params: {
+            n_first: a,
+            x_row0: xRow0,
+            out_row0: o.first,
+            in_c: g.inChannels,
+            in_h: g.inH,
+            in_w: g.inW,
+            out_c: g.outChannels,
+            out_h: g.outH,
+            out_w: g.outW,
+            k_t: kt,
+            k_h: kh,
+            k_w: kw,
+            stride: g.stride,
+            pad_top: g.padTop,
+            pad_left: g.padLeft,
+            pad_t: g.padT,
+            frames,
+            w_row_quads: packed.shape[2] / 4,
+            w_base: g.wBase,
+            out_rows: g.place.rows,
+            out_cols: g.place.cols,
+            out_step: g.place.step,
+            out_dy: g.place.dy,
+            out_dx: g.place.dx,
+            has_bias: bias ? 1 : 0,
+          },
+          x: xb,
+          // Unread unless XV4; packed weights are at least 16 bytes.
+          x4: XV4 ? xb : { ...packed.binding(), size: 16 },
+          w: packed.binding(),
+          bias: (bias ?? packed).binding(),
+          out: o.t.binding(),
+        },
+        [grid[0], grid[1], b - a],
+      );
+      a = b;
+    }
+  });
+}
+
+/** Conv2d of x [N,C,H,W] with weight [O,C,kh,kw] and optional bias [O]; padding [top, bottom, left, right] or one number. */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
+  const g = convGeometry(x.shape, weight.shape, options);
+  checkConvOperands('conv2d', x, weight, bias, g.outChannels);
+  const out = Tensor.empty(x.gpu, [g.batch, g.outChannels, g.outH, g.outW]);
+  const taps = g.kh * g.kw;
+  tidy(() => {
+    const packed = packWeights(weight, g.outChannels, g.inChannels, taps, [g.inChannels * taps, taps, 1]);
+    const gemm: ConvGemm = {
+      op: 'conv2d',
+      ...g,
+      kernel: [1, g.kh, g.kw],
+      padTop: g.pad[0],
+      padLeft: g.pad[2],
+      padT: 0,
+      frames: 1,
+      wBase: 0,
+      place: { rows: g.outH, cols: g.outW, step: 1, dy: 0, dx: 0 },
+    };
+    dispatchConvGemm(x, packed, bias, out, gemm, options.variant);
+  });
+  return out;
+}
+
+/**
+ * ConvTranspose2d with kernel 2, stride 2: x [N,C,H,W], weight [C,O,2,2]
+ * (PyTorch layout), out [N,O,2H,2W]. Each tap (a, b) is a 1×1 conv whose
+ * output lands on pixels (2y + a, 2x + b).
+ */
+export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor, options: { variant?: Partial<ConvVariant> } = {}): Tensor {
+  const op = 'convTranspose2d';
+  checkOptionKeys(op, options, new Set(['variant']));
+  if (x.rank !== 4 || weight.rank !== 4 || weight.shape[0] !== x.shape[1] || weight.shape[2] !== 2 || weight.shape[3] !== 2) {
+    throw new ShapeError(op, `needs x [N,C,H,W] and weight [C,O,2,2], got ${shapeString(x.shape)} and ${shapeString(weight.shape)}`);
+  }
+  const [n, c, h, w] = x.shape;
+  const o = weight.shape[1];
+  checkConvOperands(op, x, weight, bias, o);
+  const out = Tensor.empty(x.gpu, [n, o, 2 * h, 2 * w]);
+  tidy(() => {
+    const packed = packWeights(weight, o, c, 4, [4, 4 * o, 1]);
+    for (let tap = 0; tap < 4; tap++) {
+      const gemm: ConvGemm = {
+        op,
+        batch: n,
+        inChannels: c,
+        inH: h,
+        inW: w,
+        outChannels: o,
+        outH: h,
+        outW: w,
+        kernel: [1, 1, 1],
+        stride: 1,
+        padTop: 0,
+        padLeft: 0,
+        padT: 0,
+        frames: 1,
+        wBase: (tap * c * packed.shape[2]) / 4,
+        place: { rows: 2 * h, cols: 2 * w, step: 2, dy: tap >> 1, dx: tap & 1 },
+      };
+      dispatchConvGemm(x, packed, bias, out, gemm, options.variant);
+    }
+  });
+  return out;
+}
+
+export interface NaiveConv {
   batch: number;
   inChannels: number;
   inH: number;
@@ -58,7 +349,7 @@ export interface ConvDispatch {
   outChannels: number;
   outH: number;
   outW: number;
-  kernel: readonly [number, number, number];
+  kernel: readonly [t: number, h: number, w: number];
   stride: number;
   padTop: number;
   padLeft: number;
@@ -66,12 +357,12 @@ export interface ConvDispatch {
   frames: number;
 }
 
-/** Records the shared conv kernel (conv2d: kernel[0] = 1, frames = 1). */
-export function dispatchConv(x: Tensor, weight: Tensor, bias: Tensor | undefined, g: ConvDispatch): Tensor {
+/** The naive kernel (kernels/conv3d.wgsl): one output per invocation, PyTorch weight layout. Benchmarks' baseline. */
+export function naiveConv(x: Tensor, weight: Tensor, bias: Tensor | undefined, g: NaiveConv): Tensor {
   const out = Tensor.empty(x.gpu, [g.batch, g.outChannels, g.outH, g.outW]);
-  const invocations = g.batch * Math.ceil(g.outChannels / 4) * g.outH * Math.ceil(g.outW / 4);
+  const WG = 64;
   x.gpu.dispatch(
-    { kernel: 'conv', entry: 'conv', overrides: { WG, W_F16: weight.dtype === 'f16' } },
+    { kernel: 'conv3d', entry: 'naive', overrides: { WG, W_F16: weight.dtype === 'f16' } },
     {
       params: {
         batch: g.batch,
@@ -93,47 +384,17 @@ export function dispatchConv(x: Tensor, weight: Tensor, bias: Tensor | undefined
       },
       x: x.binding(),
       w: weight.binding(),
-      bias: (bias ?? x).binding(),
-      out: out.binding(),
-    },
-    flatGrid(invocations, WG),
-  );
-  return out;
-}
-
-/** Conv2d of x [N,C,H,W] with weight [O,C,kh,kw]; padding [top, bottom, left, right] or one number. */
-export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
-  const g = convGeometry(x.shape, weight.shape, options);
-  checkConvOperands('conv2d', x, weight, bias, g.outChannels);
-  return dispatchConv(x, weight, bias, {
-    ...g,
-    kernel: [1, g.kh, g.kw],
-    padTop: g.pad[0],
-    padLeft: g.pad[2],
-    padT: 0,
-    frames: 1,
-  });
-}
-
-/** ConvTranspose2d, kernel 2, stride 2, weight [C, O, 2, 2] (PyTorch layout). */
-export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-  if (x.rank !== 4 || weight.rank !== 4 || weight.shape[0] !== x.shape[1] || weight.shape[2] !== 2 || weight.shape[3] !== 2) {
-    throw new ShapeError('convTranspose2d', `needs x [N,C,H,W] and weight [C,O,2,2], got ${shapeString(x.shape)} and ${shapeString(weight.shape)}`);
-  }
-  const [n, c, h, w] = x.shape;
-  const o = weight.shape[1];
-  checkConvOperands('convTranspose2d', x, weight, bias, o);
-  const out = Tensor.empty(x.gpu, [n, o, 2 * h, 2 * w]);
-  x.gpu.dispatch(
-    { kernel: 'conv', entry: 'conv_transpose2x2', overrides: { WG, W_F16: weight.dtype === 'f16' } },
-    {
-      params: { batch: n, in_c: c, in_h: h, in_w: w, out_c: o, out_h: 2 * h, out_w: 2 * w, k_t: 1, k_h: 2, k_w: 2, stride: 2, pad_top: 0, pad_left: 0, pad_t: 0, frames: 1, has_bias: bias ? 1 : 0 },
-      x: x.binding(),
-      w: weight.binding(),
-      bias: (bias ?? x).binding(),
+      bias: (bias ?? weight).binding(),
       out: out.binding(),
     },
     flatGrid(out.size, WG),
   );
   return out;
+}
+
+/** conv2d by the naive kernel (same arguments). */
+export function conv2dNaive(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
+  const g = convGeometry(x.shape, weight.shape, options);
+  checkConvOperands('conv2d', x, weight, bias, g.outChannels);
+  return naiveConv(x, weight, bias, { ...g, kernel: [1, g.kh, g.kw], padTop: g.pad[0], padLeft: g.pad[2], padT: 0, frames: 1 });
 }

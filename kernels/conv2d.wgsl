@@ -1,0 +1,321 @@
+// Convolutions as implicit GEMM: output pixels × output channels, reduced over
+// input channels × kernel taps. One kernel serves conv2d, conv3d on videos kept
+// as (b·t, C, H, W) (a tap may reach another frame of the same video; frames
+// outside it are zeros) and the 2×2 stride-2 transposed conv (four 1×1 convs
+// whose outputs interleave).
+//
+// Weights are first repacked (entry `pack`) from PyTorch's layout to
+// [tap][C][O_pad] so that the weights of 4 consecutive output channels are one
+// 16-byte load. Each invocation owns a register tile of 4·NQ output channels ×
+// 4·PV output pixels (PV quads of 4 consecutive flattened pixels), so every
+// input value it loads serves 4·NQ channels and every weight quad 4·PV pixels.
+//
+// Why the tile looks the way it does (Mesa 25 lavapipe, LLVM 15, AVX2): an
+// invocation is one SIMD lane and every storage load with a non-constant
+// offset becomes a per-lane loop with bounds checks, costing far more than the
+// FMAs it feeds; so loads are amortised over as large a tile as possible. The
+// tile lives in a function array (`acc`) indexed by constants in the hot loop
+// and dynamically only when written out, which keeps it in memory, updated in
+// place, instead of as hundreds of SSA values spilled by LLVM. Loops are not
+// unrolled by this compiler, so the tile updates are spelled out and trimmed
+// to NQ/PV by override constants. Barriers make lavapipe compile the shader
+// as a coroutine whose locals all live in its frame (per-lane loads then
+// chain through memory), so the workgroup-memory variant (STAGE) is for GPUs.
+
+struct Params {
+  // Image (row) n = n_first + workgroup z; the bound x and out start at rows
+  // x_row0 and out_row0 (tensors larger than one binding come in parts).
+  n_first: u32,
+  x_row0: u32,
+  out_row0: u32,
+  in_c: u32,
+  in_h: u32,
+  in_w: u32,
+  out_c: u32,
+  // Output grid of the implicit GEMM (pixels of one output image).
+  out_h: u32,
+  out_w: u32,
+  k_t: u32,
+  k_h: u32,
+  k_w: u32,
+  stride: u32,
+  pad_top: u32,
+  pad_left: u32,
+  // Temporal padding and frames per video (1 and 0 for 2-D convs).
+  pad_t: u32,
+  frames: u32,
+  // Packed weights: quads of 4 output channels per (tap, input channel) row,
+  // and the first quad used (the transposed conv's tap).
+  w_row_quads: u32,
+  w_base: u32,
+  // Output placement: pixel (y, x) of the grid goes to
+  // (y·out_step + out_dy, x·out_step + out_dx) of an out_rows × out_cols plane.
+  out_rows: u32,
+  out_cols: u32,
+  out_step: u32,
+  out_dy: u32,
+  out_dx: u32,
+  has_bias: u32,
+}
+
+struct PackParams {
+  out_c: u32,
+  in_c: u32,
+  taps: u32,
+  // Output channels padded to a multiple of 8 (whole 16-byte rows in f16).
+  o_pad: u32,
+  // Source element strides of output channel, input channel and tap.
+  s_o: u32,
+  s_c: u32,
+  s_t: u32,
+  count: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+// The same buffer as x, read a pixel quad at a time when XV4.
+@group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
+// Packed weights: f32 bits, or halves packed two per word when W_F16.
+@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+@group(0) @binding(0) var<uniform> pk: PackParams;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+override WG: u32 = 64;
+override W_F16: bool = false;
+// Output-channel quads (1..8; even with W_F16) and pixel quads (1..4) per invocation.
+override NQ: u32 = 8;
+override PV: u32 = 2;
+// Pixel quads are 4 aligned, contiguous input values (1×1 kernel, stride 1,
+// no spatial padding, H·W a multiple of 4): one vector load instead of four.
+override XV4: bool = false;
+// Stage each chunk of CC input channels' weights in workgroup memory (GPUs).
+override STAGE: bool = false;
+override CC: u32 = 16;
+
+var<workgroup> staged: array<vec4<f32>, CC * NQ>;
+
+// Weights of 4 output channels as stored: quad `q` after the quad whose f32
+// index is `rb` (f32) or whose word pair is `rb` (f16, `rb` = f32 index / 2).
+fn weight_quad(rb: u32, q: u32) -> vec4<f32> {
+  if (W_F16) {
+    let u = w[rb + q / 2u];
+    if (q % 2u == 0u) {
+      return vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y));
+    }
+    return vec4<f32>(unpack2x16float(u.z), unpack2x16float(u.w));
+  }
+  return bitcast<vec4<f32>>(w[rb + q]);
+}
+
+// The NQ weight quads of one (tap, input channel) row for this invocation.
+struct Quads {
+  q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>, q3: vec4<f32>,
+  q4: vec4<f32>, q5: vec4<f32>, q6: vec4<f32>, q7: vec4<f32>,
+}
+
+fn quad_or_zero(rb: u32, q: u32, ok: bool) -> vec4<f32> {
+  if (q >= NQ || !ok) {
+    return vec4<f32>(0.0);
+  }
+  if (STAGE) {
+    return staged[rb + q];
+  }
+  return weight_quad(rb, q);
+}
+
+// `ok` is false past the last input channel (odd C), whose products are zero.
+fn weight_quads(rb: u32, ok: bool) -> Quads {
+  return Quads(quad_or_zero(rb, 0u, ok), quad_or_zero(rb, 1u, ok), quad_or_zero(rb, 2u, ok), quad_or_zero(rb, 3u, ok),
+               quad_or_zero(rb, 4u, ok), quad_or_zero(rb, 5u, ok), quad_or_zero(rb, 6u, ok), quad_or_zero(rb, 7u, ok));
+}
+
+const ACC = 256u;  // 8 channel quads × 4 channels × 8 pixel quads
+
+// acc[32·v + 4·q + j]: output channel 4q + j of pixel quad v. Two input
+// channels per update: one masked store per two products.
+fn acc4(acc: ptr<function, array<vec4<f32>, ACC>>, i: u32, wa: vec4<f32>, wb: vec4<f32>, xa: vec4<f32>, xb: vec4<f32>) {
+  (*acc)[i] += xa * wa.x + xb * wb.x;
+  (*acc)[i + 1u] += xa * wa.y + xb * wb.y;
+  (*acc)[i + 2u] += xa * wa.z + xb * wb.z;
+  (*acc)[i + 3u] += xa * wa.w + xb * wb.w;
+}
+
+fn accumulate(acc: ptr<function, array<vec4<f32>, ACC>>, v: u32, a: Quads, b: Quads, xa: vec4<f32>, xb: vec4<f32>) {
+  let i = 32u * v;
+  acc4(acc, i, a.q0, b.q0, xa, xb);
+  if (NQ > 1u) { acc4(acc, i + 4u, a.q1, b.q1, xa, xb); }
+  if (NQ > 2u) { acc4(acc, i + 8u, a.q2, b.q2, xa, xb); }
+  if (NQ > 3u) { acc4(acc, i + 12u, a.q3, b.q3, xa, xb); }
+  if (NQ > 4u) { acc4(acc, i + 16u, a.q4, b.q4, xa, xb); }
+  if (NQ > 5u) { acc4(acc, i + 20u, a.q5, b.q5, xa, xb); }
+  if (NQ > 6u) { acc4(acc, i + 24u, a.q6, b.q6, xa, xb); }
+  if (NQ > 7u) { acc4(acc, i + 28u, a.q7, b.q7, xa, xb); }
+}
+
+// Where the 4 pixels of a quad read channel 0 of the input for one tap.
+struct Taps {
+  base: vec4<u32>,
+  valid: vec4<f32>,
+}
+
+fn quad_taps(oy: vec4<i32>, ox: vec4<i32>, frame_base: u32, frame_ok: bool, dy: u32, dx: u32) -> Taps {
+  let iy = oy + vec4<i32>(i32(dy));
+  let ix = ox + vec4<i32>(i32(dx));
+  let inside = (vec4<u32>(iy) < vec4<u32>(params.in_h)) & (vec4<u32>(ix) < vec4<u32>(params.in_w)) & vec4<bool>(frame_ok);
+  // Clamped to a valid address; the value is zeroed by `valid`.
+  let at = select(vec4<i32>(0), iy * i32(params.in_w) + ix, inside);
+  return Taps(vec4<u32>(at) + frame_base, vec4<f32>(inside));
+}
+
+// Input values of one channel (plane offset `off`) for a pixel quad.
+fn load_x(t: Taps, off: u32, ok: bool) -> vec4<f32> {
+  if (XV4) {
+    return select(vec4<f32>(0.0), x4[(t.base.x + off) / 4u] * t.valid, ok);
+  }
+  let v = vec4<f32>(x[t.base.x + off], x[t.base.y + off], x[t.base.z + off], x[t.base.w + off]);
+  return select(vec4<f32>(0.0), v * t.valid, ok);
+}
+
+@compute @workgroup_size(WG)
+fn conv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n = params.n_first + wid.z;
+  let o0 = wid.y * 4u * NQ;
+  let npix = params.out_h * params.out_w;
+  let hw = params.in_h * params.in_w;
+  let khw = params.k_h * params.k_w;
+  let first = wid.x * WG * 4u * PV;
+  // Top-left input position of every pixel of the tile (before the tap offset).
+  var oy: array<vec4<i32>, 8>;
+  var ox: array<vec4<i32>, 8>;
+  for (var v = 0u; v < PV; v++) {
+    for (var i = 0u; i < 4u; i++) {
+      let p = min(first + (v * WG + li) * 4u + i, npix - 1u);
+      oy[v][i] = i32((p / params.out_w) * params.stride) - i32(params.pad_top);
+      ox[v][i] = i32((p % params.out_w) * params.stride) - i32(params.pad_left);
+    }
+  }
+  let oy0 = oy[0]; let oy1 = oy[1]; let oy2 = oy[2]; let oy3 = oy[3];
+  let ox0 = ox[0]; let ox1 = ox[1]; let ox2 = ox[2]; let ox3 = ox[3];
+  let oy4 = oy[4]; let oy5 = oy[5]; let oy6 = oy[6]; let oy7 = oy[7];
+  let ox4 = ox[4]; let ox5 = ox[5]; let ox6 = ox[6]; let ox7 = ox[7];
+  // Frame t of a video is row n; tap dt reads frame t + dt - pad_t of the same video.
+  let t_in_video = n % max(params.frames, 1u);
+  var acc: array<vec4<f32>, ACC>;
+  for (var tap = 0u; tap < params.k_t * khw; tap++) {
+    let dt = tap / khw;
+    let dy = (tap % khw) / params.k_w;
+    let dx = tap % params.k_w;
+    let ft = i32(t_in_video + dt) - i32(params.pad_t);
+    let frame_ok = ft >= 0 && ft < i32(max(params.frames, 1u));
+    let frame_base = select(0u, u32(i32(n - params.x_row0) + ft - i32(t_in_video)) * params.in_c * hw, frame_ok);
+    let t0 = quad_taps(oy0, ox0, frame_base, frame_ok, dy, dx);
+    let t1 = quad_taps(oy1, ox1, frame_base, frame_ok, dy, dx);
+    let t2 = quad_taps(oy2, ox2, frame_base, frame_ok, dy, dx);
+    let t3 = quad_taps(oy3, ox3, frame_base, frame_ok, dy, dx);
+    let t4 = quad_taps(oy4, ox4, frame_base, frame_ok, dy, dx);
+    let t5 = quad_taps(oy5, ox5, frame_base, frame_ok, dy, dx);
+    let t6 = quad_taps(oy6, ox6, frame_base, frame_ok, dy, dx);
+    let t7 = quad_taps(oy7, ox7, frame_base, frame_ok, dy, dx);
+    // Row (tap, c) of the packed weights starts at quad (tap·C + c)·w_row_quads.
+    let row0 = params.w_base + tap * params.in_c * params.w_row_quads + o0 / 4u;
+    for (var c0 = 0u; c0 < params.in_c; c0 += CC) {
+      if (STAGE) {
+        workgroupBarrier();
+        for (var e = li; e < CC * NQ; e += WG) {
+          let c = c0 + e / NQ;
+          let r = row0 + min(c, params.in_c - 1u) * params.w_row_quads + e % NQ;
+          var q = vec4<f32>(0.0);
+          if (c < params.in_c) {
+            q = weight_quad(select(r, r / 2u, W_F16), select(0u, r % 2u, W_F16));
+          }
+          staged[e] = q;
+        }
+        workgroupBarrier();
+      }
+      for (var c = c0; c < min(c0 + CC, params.in_c); c += 2u) {
+        let has_b = c + 1u < params.in_c;
+        var ra = row0 + c * params.w_row_quads;
+        var rb = ra + params.w_row_quads;
+        if (STAGE) {
+          ra = (c - c0) * NQ;
+          rb = ra + NQ;
+        } else if (W_F16) {
+          ra /= 2u;
+          rb /= 2u;
+        }
+        let wa = weight_quads(ra, true);
+        let wb = weight_quads(rb, has_b);
+        let offa = c * hw;
+        let offb = min(c + 1u, params.in_c - 1u) * hw;
+        accumulate(&acc, 0u, wa, wb, load_x(t0, offa, true), load_x(t0, offb, has_b));
+        if (PV > 1u) { accumulate(&acc, 1u, wa, wb, load_x(t1, offa, true), load_x(t1, offb, has_b)); }
+        if (PV > 2u) { accumulate(&acc, 2u, wa, wb, load_x(t2, offa, true), load_x(t2, offb, has_b)); }
+        if (PV > 3u) { accumulate(&acc, 3u, wa, wb, load_x(t3, offa, true), load_x(t3, offb, has_b)); }
+        if (PV > 4u) { accumulate(&acc, 4u, wa, wb, load_x(t4, offa, true), load_x(t4, offb, has_b)); }
+        if (PV > 5u) { accumulate(&acc, 5u, wa, wb, load_x(t5, offa, true), load_x(t5, offb, has_b)); }
+        if (PV > 6u) { accumulate(&acc, 6u, wa, wb, load_x(t6, offa, true), load_x(t6, offb, has_b)); }
+        if (PV > 7u) { accumulate(&acc, 7u, wa, wb, load_x(t7, offa, true), load_x(t7, offb, has_b)); }
+      }
+    }
+  }
+  let plane = params.out_rows * params.out_cols;
+  for (var v = 0u; v < PV; v++) {
+    for (var j = 0u; j < 4u * NQ; j++) {
+      let o = o0 + j;
+      if (o >= params.out_c) {
+        break;
+      }
+      var b = 0.0;
+      if (params.has_bias != 0u) {
+        b = bias[o];
+      }
+      let r = acc[32u * v + j] + b;
+      for (var i = 0u; i < 4u; i++) {
+        let p = first + (v * WG + li) * 4u + i;
+        if (p < npix) {
+          let y = (p / params.out_w) * params.out_step + params.out_dy;
+          let xo = (p % params.out_w) * params.out_step + params.out_dx;
+          out[((n - params.out_row0) * params.out_c + o) * plane + y * params.out_cols + xo] = r[i];
+        }
+      }
+    }
+  }
+}
+
+// Repacks PyTorch weights (any layout, by strides) to [tap][C][O_pad], zero
+// past the last output channel. One invocation per u32 word written: one f32,
+// or two f16 halves (output channels 2k, 2k + 1; bits copied, not converted).
+@compute @workgroup_size(WG)
+fn pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = (wid.y * nw.x + wid.x) * WG + li;
+  if (i >= pk.count) {
+    return;
+  }
+  if (W_F16) {
+    var word = 0u;
+    for (var h = 0u; h < 2u; h++) {
+      let e = 2u * i + h;
+      let o = e % pk.o_pad;
+      let c = (e / pk.o_pad) % pk.in_c;
+      let t = e / (pk.o_pad * pk.in_c);
+      if (o < pk.out_c) {
+        let s = o * pk.s_o + c * pk.s_c + t * pk.s_t;
+        word |= ((src[s / 2u] >> (16u * (s % 2u))) & 0xffffu) << (16u * h);
+      }
+    }
+    dst[i] = word;
+    return;
+  }
+  let o = i % pk.o_pad;
+  let c = (i / pk.o_pad) % pk.in_c;
+  let t = i / (pk.o_pad * pk.in_c);
+  var word = 0u;
+  if (o < pk.out_c) {
+    word = src[o * pk.s_o + c * pk.s_c + t * pk.s_t];
+  }
+  dst[i] = word;
+}

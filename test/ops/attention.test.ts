@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { ShapeError } from '../../src/errors.ts';
+import { type AttentionVariant, attention, selectAttentionVariant, temporalAttention, temporalAttention3d } from '../../src/ops/attention.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { type OpCase, loadOpCases } from '../fixtures.ts';
+import { maxAbs, maxAbsDiff, testGpu } from '../helpers.ts';
+
+// Tolerance: max|ours − torch| ≤ ATOL + RTOL·max|ref|. A score is a dot
+// product of D terms (≤ 256) with |scale·q·k| ≤ 1 per term on these inputs,
+// so its f32 error is ≲ D·2⁻²⁴ ≈ 1.5e-5 absolute in the worst case; an error
+// δ in every score changes the softmax weights by a factor e^±δ, and lavapipe's
+// exp2 adds ~1e-7 relative. Outputs are averages of |v| ≤ 1, so the output
+// error stays ≲ 2e-5 plus f32 rounding of the Lk-term sums (≲ Lk·6e-8).
+const ATOL = 3e-5;
+const RTOL = 1e-5;
+
+const cases = await loadOpCases('attention');
+
+function byName(name: string): OpCase {
+  const c = cases.find((x) => x.name === name);
+  if (!c) throw new Error(`fixture case ${name} missing`);
+  return c;
+}
+
+async function runCase(c: OpCase, variant?: AttentionVariant): Promise<{ diff: number; limit: number }> {
+  const gpu = await testGpu();
+  const t = c.tensors;
+  const up = (name: string, dtype: 'f32' | 'i32' = 'f32') => Tensor.from(gpu, t[name].data, t[name].shape, dtype);
+  const [q, k, v] = [up('q'), up('k'), up('v')];
+  const p = c.params as { op: string; heads: number; scale?: number; frames?: number; height?: number; width?: number };
+  let out: Tensor;
+  if (p.op === 'attention') {
+    const mask = t.mask ? up('mask', 'i32') : undefined;
+    const bias = t.bias ? up('bias') : undefined;
+    out = attention(q, k, v, { heads: p.heads, scale: p.scale, mask, bias, variant });
+    mask?.dispose();
+    bias?.dispose();
+  } else if (p.op === 'temporalAttention') {
+    out = temporalAttention(q, k, v, { heads: p.heads, frames: p.frames!, variant });
+  } else {
+    out = temporalAttention3d(q, k, v, { heads: p.heads, frames: p.frames!, height: p.height!, width: p.width!, variant });
+  }
+  const got = await out.read();
+  for (const x of [q, k, v, out]) x.dispose();
+  const ref = t.out.data;
+  return { diff: maxAbsDiff(got, ref), limit: ATOL + RTOL * maxAbs(ref) };
+}
+
+describe('attention', () => {
+  it('has fixtures for every mode', () => {
+    expect(cases.map((c) => c.name).sort()).toEqual(
+      ['cross_d64', 'cross_d8', 'self_d32', 'self_d64', 'self_d8', 't5_d256', 't5_d32', 'temporal3d_d64', 'temporal3d_d8', 'temporal_d64', 'temporal_d8'].sort(),
+    );
+  });
+
+  // The adapter's default kernel on every case (the subgroup kernel on lavapipe).
+  for (const name of ['self_d8', 'self_d64', 'self_d32', 'cross_d8', 'cross_d64', 'temporal_d8', 'temporal_d64', 'temporal3d_d8', 'temporal3d_d64', 't5_d32', 't5_d256']) {
+    it(`matches torch: ${name}`, async () => {
+      const { diff, limit } = await runCase(byName(name));
+      expect(diff).toBeLessThanOrEqual(limit);
+    });
+  }
+
+  // The other kernels (GPUs: tiled; CPU adapters without subgroups: direct;
+  // the bench baseline and head_dim > 256: naive) on small heads, where each
+  // specialisation compiles in seconds on lavapipe.
+  const others: [AttentionVariant, string][] = [
+    ['tiled', 'cross_d8'],
+    ['tiled', 'temporal3d_d8'],
+    ['direct', 'cross_d8'],
+    ['naive', 'cross_d8'],
+    ['naive', 't5_d32'],
+    ['naive', 'temporal3d_d8'],
+  ];
+  for (const [variant, name] of others) {
+    it(`${variant} kernel matches torch: ${name}`, async () => {
+      const { diff, limit } = await runCase(byName(name), variant);
+      expect(diff).toBeLessThanOrEqual(limit);
+    });
+  }
+
+  it('picks the fused kernels up to head_dim 256 and naive past it', async () => {
+    const gpu = await testGpu();
+    expect(selectAttentionVariant(gpu, 256)).not.toBe('naive');
+    expect(selectAttentionVariant(gpu, 260)).toBe('naive');
+    expect(() => selectAttentionVariant(gpu, 64, 'bogus')).toThrow(/KANDINSKY_ATTENTION_VARIANT/);
+  });
+
+  it('rejects bad shapes', async () => {
+    const gpu = await testGpu();
+    const x = Tensor.empty(gpu, [2, 5, 24]);
+    const y = Tensor.empty(gpu, [3, 5, 24]);
+    const mask = Tensor.empty(gpu, [2, 4], 'i32');
+    expect(() => attention(x, x, x, { heads: 5 })).toThrow(ShapeError);
+    expect(() => attention(x, x, x, { heads: 4 })).toThrow(/multiple of 4/);
+    expect(() => attention(x, y, y, { heads: 2 })).toThrow(/multiple of 3 key rows/);
+    expect(() => attention(x, x, x, { heads: 2, mask })).toThrow(/mask must be/);
+    expect(() => temporalAttention(x, x, x, { heads: 2, frames: 3 })).toThrow(/whole videos/);
+    expect(() => temporalAttention3d(x, x, x, { heads: 2, frames: 2, height: 2, width: 3 })).toThrow(/pixels/);
+    for (const t of [x, y, mask]) t.dispose();
+  });
+});

@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { ShapeError } from '../../src/errors.ts';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { type ConvVariant, conv2d, conv2dNaive, convGeometry, convTranspose2d } from '../../src/ops/conv2d.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { type OpCase, loadOpCases } from '../fixtures.ts';
+import { maxAbs, maxAbsDiff, testGpu } from '../helpers.ts';
+
+// References are exact (f64 from the stored f32/f16 values, rounded to f32).
+// We sum K = C·kh·kw ≤ 100 products in f32, two per accumulator update: the
+// rounding error is at most ~K·2⁻²⁴·Σ|w·x| ≈ 6e-6·Σ|w·x|, and Σ|w·x| stays
+// within a few max|out| for these unit-variance inputs. Measured: ≤ 8e-7.
+const RTOL = 2e-5;
+
+const cases = await loadOpCases('conv2d');
+
+interface Params {
+  stride?: number;
+  padding?: [number, number, number, number];
+  f16: boolean;
+}
+
+function upload(gpu: Gpu, c: OpCase): { x: Tensor; weight: Tensor; bias?: Tensor } {
+  const p = c.params as unknown as Params;
+  const t = (k: string, dtype: 'f32' | 'f16' = 'f32') => Tensor.from(gpu, c.tensors[k].data, c.tensors[k].shape, dtype);
+  return { x: t('x'), weight: t('weight', p.f16 ? 'f16' : 'f32'), bias: c.tensors.bias ? t('bias') : undefined };
+}
+
+async function expectClose(out: Tensor, c: OpCase, what: string): Promise<void> {
+  const ref = c.tensors.out.data;
+  expect(out.shape).toEqual(c.tensors.out.shape);
+  const err = maxAbsDiff(await out.read(), ref);
+  expect(err, `${c.name} (${what}): max error ${err}`).toBeLessThanOrEqual(RTOL * maxAbs(ref));
+}
+
+/** Runs fn with storage bindings limited to `bytes`, so tensors split into parts. */
+async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
+  Object.defineProperty(gpu, 'maxBinding', { value: bytes, configurable: true });
+  try {
+    return await fn();
+  } finally {
+    delete (gpu as { maxBinding?: number }).maxBinding;
+  }
+}
+
+// The adapter's default plus tile shapes that trim the register tile (odd
+// quads, one pixel quad, narrow workgroups) and the workgroup-memory variant.
+const VARIANTS: [string, Partial<ConvVariant>][] = [
+  ['default', {}],
+  ['NQ 2, PV 3, WG 8', { NQ: 2, PV: 3, WG: 8 }],
+  ['staged weights', { STAGE: true, NQ: 2, PV: 1, WG: 16, CC: 4 }],
+];
+
+describe('conv2d', () => {
+  const convCases = cases.filter((c) => !c.name.startsWith('t'));
+  it.each(convCases.map((c) => c.name))('%s', async (name) => {
+    const gpu = await testGpu();
+    const c = convCases.find((k) => k.name === name)!;
+    const p = c.params as unknown as Params;
+    const { x, weight, bias } = upload(gpu, c);
+    for (const [what, variant] of VARIANTS) {
+      await expectClose(conv2d(x, weight, bias, { stride: p.stride, padding: p.padding, variant }), c, what);
+    }
+    await expectClose(conv2dNaive(x, weight, bias, { stride: p.stride, padding: p.padding }), c, 'naive kernel');
+  });
+
+  it('splits inputs and outputs larger than a storage binding', async () => {
+    const gpu = await testGpu();
+    const c = cases.find((k) => k.name === 'k3p1')!;
+    const p = c.params as unknown as Params;
+    // Rows of x are 1260 bytes and of out 1512: one row per buffer.
+    await withBindingLimit(gpu, 1600, async () => {
+      const { x, weight, bias } = upload(gpu, c);
+      expect(x.partCount).toBe(2);
+      const out = conv2d(x, weight, bias, { padding: p.padding });
+      expect(out.partCount).toBe(2);
+      await expectClose(out, c, 'parts');
+    });
+  });
+
+  it('computes the geometry and rejects what it does not support', () => {
+    expect(convGeometry([1, 5, 9, 11], [6, 5, 3, 3], { stride: 2, padding: [0, 1, 0, 1] })).toMatchObject({ outH: 4, outW: 5, pad: [0, 1, 0, 1] });
+    expect(convGeometry([2, 3, 8, 8], [4, 3, 2, 2], { stride: 2 })).toMatchObject({ batch: 2, outH: 4, outW: 4 });
+    expect(convGeometry([1, 3, 5, 5], [4, 3, 3, 3], { padding: 1 })).toMatchObject({ outH: 5, outW: 5, pad: [1, 1, 1, 1] });
+    const bad: [readonly number[], readonly number[], object][] = [
+      [[1, 3, 5, 5], [4, 2, 3, 3], {}], // channel mismatch
+      [[1, 3, 2, 2], [4, 3, 3, 3], {}], // kernel larger than the input
+      [[1, 3, 5, 5], [4, 3, 3, 3], { stride: 0 }],
+      [[1, 3, 5, 5], [4, 3, 3, 3], { padding: [1, 1] }],
+      [[1, 3, 5, 5], [4, 3, 3, 3], { padding: -1 }],
+      [[1, 3, 5, 5], [4, 3, 3, 3], { dilation: 2 }], // never ignored
+      [[3, 5, 5], [4, 3, 3, 3], {}],
+    ];
+    for (const [x, w, o] of bad) expect(() => convGeometry(x, w, o), JSON.stringify([x, w, o])).toThrow(ShapeError);
+  });
+
+  it('rejects bad operands and variants', async () => {
+    const gpu = await testGpu();
+    const x = Tensor.from(gpu, new Float32Array(2 * 4 * 4), [1, 2, 4, 4]);
+    const w = Tensor.from(gpu, new Float32Array(3 * 2 * 9), [3, 2, 3, 3]);
+    expect(() => conv2d(x, w, Tensor.from(gpu, [0, 0], [2]))).toThrow(ShapeError);
+    expect(() => conv2d(Tensor.from(gpu, new Float32Array(32), [1, 2, 4, 4], 'f16'), w)).toThrow(ShapeError);
+    expect(() => conv2d(x, w, undefined, { variant: { NQ: 9 } })).toThrow(ShapeError);
+    expect(() => conv2d(x, Tensor.from(gpu, new Float32Array(3 * 2 * 9), [3, 2, 3, 3], 'f16'), undefined, { variant: { NQ: 3 } })).toThrow(ShapeError);
+  });
+});
+
+describe('convTranspose2d', () => {
+  const tCases = cases.filter((c) => c.name.startsWith('t'));
+  it.each(tCases.map((c) => c.name))('%s', async (name) => {
+    const gpu = await testGpu();
+    const c = tCases.find((k) => k.name === name)!;
+    const { x, weight, bias } = upload(gpu, c);
+    for (const [what, variant] of VARIANTS) await expectClose(convTranspose2d(x, weight, bias, { variant }), c, what);
+  });
+
+  it('rejects other kernels', async () => {
+    const gpu = await testGpu();
+    const x = Tensor.from(gpu, new Float32Array(2 * 9), [1, 2, 3, 3]);
+    expect(() => convTranspose2d(x, Tensor.from(gpu, new Float32Array(2 * 3 * 9), [2, 3, 3, 3]))).toThrow(ShapeError);
+    expect(() => convTranspose2d(x, Tensor.from(gpu, new Float32Array(3 * 3 * 4), [3, 3, 2, 2]))).toThrow(ShapeError);
+  });
+});
