@@ -6,7 +6,7 @@ export default defineConfig({
     // One WebGPU device per test file; files run one at a time so that the
     // software adapter's worker threads are not shared between processes.
     fileParallelism: false,
-    testTimeout: 120_000,
+    testTimeout: 600_000,
     hookTimeout: 120_000,
     reporters: ['default'],
   },
