@@ -1,22 +1,37 @@
-// `npm run demo`. Until the pipeline lands this shows the adapter and runs one
-// real kernel end to end (upload, dispatch, readback) with its timing.
-import { Gpu } from '../gpu/gpu.ts';
-import { silu } from '../ops/elementwise.ts';
-import { Tensor } from '../tensor/tensor.ts';
+// `npm run demo`: the whole pipeline (tokenizer, T5, keyframes, both
+// interpolation passes, temporal MoVQ) on a small deterministic checkpoint
+// set with the real key layout. The weights are untrained, so the video is
+// structured noise; with --weights pointing at the real release,
+// `kandinsky generate` makes a real video through exactly the same code.
+import { ensureDemoWeights } from '../pipeline/demoWeights.ts';
+import { runGenerate } from './generate.ts';
 
-export async function demoCommand(): Promise<number> {
+export interface DemoOptions {
+  out: string;
+  steps: number;
+  fps: 'low' | 'medium' | 'high';
+  json: boolean;
+}
+
+export const DEMO_PROMPT = 'A red car drifting, 4k video';
+
+export async function demoCommand(o: DemoOptions): Promise<number> {
   const t0 = performance.now();
-  const gpu = await Gpu.open();
-  const a = gpu.info.adapter;
-  process.stdout.write(`adapter: ${a.description || a.device} (${gpu.info.software ? 'software' : 'hardware'}, ${gpu.info.backend})\n`);
-  const n = 1 << 20;
-  const x = Tensor.from(gpu, Float32Array.from({ length: n }, (_, i) => (i / n) * 8 - 4), [n]);
-  const t1 = performance.now();
-  const y = await silu(x).read();
-  const ms = performance.now() - t1;
-  const at = (v: number) => Math.round(((v + 4) / 8) * n);
-  process.stdout.write(`silu over ${n} values on the GPU in ${ms.toFixed(1)} ms: silu(-1) = ${y[at(-1)].toFixed(6)}, silu(2) = ${y[at(2)].toFixed(6)}\n`);
-  process.stdout.write(`total ${(performance.now() - t0).toFixed(0)} ms (the text-to-video pipeline is not built yet)\n`);
-  gpu.destroy();
-  return 0;
+  const weights = await ensureDemoWeights();
+  process.stderr.write(`demo weights: ${weights} (tiny, untrained: expect structured noise, not a car)\n`);
+  process.stderr.write(`prompt: "${DEMO_PROMPT}", fps ${o.fps}, ${o.steps} steps, 64x64, seed 0\n`);
+  const code = await runGenerate({
+    prompt: DEMO_PROMPT,
+    weights,
+    fps: o.fps,
+    width: 64,
+    height: 64,
+    steps: o.steps,
+    seed: 0,
+    out: o.out,
+    force: true,
+    json: o.json,
+  });
+  process.stderr.write(`demo finished in ${((performance.now() - t0) / 1000).toFixed(1)} s. Real weights: kandinsky generate "<prompt>" --weights DIR --out video.mp4\n`);
+  return code;
 }

@@ -13,7 +13,18 @@ Commands:
                                                   convert a checkpoint without Python, tensor by tensor
   parity <case-dir>... [--json]                   run parity cases (../shared/design/parity-cases.md)
   bench [filter...] [--json] [--quick]            kernel microbenchmarks
-  demo                                            the quick-start demo
+  generate "<prompt>" --weights DIR --out FILE [--negative TEXT] [--fps low|medium|high]
+           [--size 512x512] [--steps 50] [--guidance 5] [--interpolation-guidance 0.25]
+           [--seed N] [--dtype f16|f32] [--decode-chunk N] [--decode-mode upstream|overlap]
+           [--force] [--json]                     text to video (.mp4, .gif, .png, or a folder of PNG frames)
+  demo [--out demo.gif] [--steps N] [--fps low|medium|high]
+                                                  the whole pipeline on small untrained demo weights
+  tokenize "<prompt>" --tokenizer DIR [--negative TEXT]
+                                                  T5 token ids and attention mask as JSON
+  encode "<prompt>" --text-encoder DIR --out emb.safetensors [--negative TEXT] [--dtype f16|f32]
+         [--checkpoint kandinsky_video.pt]        run the text stage alone (with --checkpoint: projected context too)
+  params unet --preset keyframe|interpolation|text_to_image [--json]
+                                                  parameter and tensor counts of a configuration
   help                                            this text
 `;
 
@@ -44,10 +55,84 @@ const commands: Record<string, Command> = {
     const { benchCommand } = await import('../../bench/run.ts');
     return benchCommand(positional, { json: Boolean(flags.json), quick: Boolean(flags.quick) });
   },
+  async tokenize(argv) {
+    const { positional, flags } = parseArgs('tokenize', argv, { tokenizer: { type: 'string' }, negative: { type: 'string' } });
+    if (positional.length !== 1 || !flags.tokenizer) throw new UsageError('tokenize: usage: kandinsky tokenize "<prompt>" --tokenizer DIR');
+    const { tokenizeCommand } = await import('./text.ts');
+    return tokenizeCommand(positional[0], flags.tokenizer as string, { negativePrompt: flags.negative as string | undefined });
+  },
+  async encode(argv) {
+    const { positional, flags } = parseArgs('encode', argv, {
+      'text-encoder': { type: 'string' },
+      out: { type: 'string' },
+      negative: { type: 'string' },
+      dtype: { type: 'string', choices: ['f16', 'f32'], default: 'f32' },
+      checkpoint: { type: 'string' },
+    });
+    if (positional.length !== 1 || !flags['text-encoder'] || !flags.out) {
+      throw new UsageError('encode: usage: kandinsky encode "<prompt>" --text-encoder DIR --out emb.safetensors');
+    }
+    const { encodeCommand } = await import('./text.ts');
+    return encodeCommand(positional[0], flags['text-encoder'] as string, flags.out as string, {
+      negativePrompt: flags.negative as string | undefined,
+      dtype: flags.dtype as 'f16' | 'f32',
+      checkpoint: flags.checkpoint as string | undefined,
+    });
+  },
+  async params(argv) {
+    const { positional, flags } = parseArgs('params', argv, { preset: { type: 'string', default: 'keyframe' }, json: { type: 'boolean' } });
+    if (positional.length !== 1) throw new UsageError('params: usage: kandinsky params unet --preset keyframe|interpolation|text_to_image');
+    const { paramsCommand } = await import('./params.ts');
+    return paramsCommand(positional[0], flags.preset as string, { json: Boolean(flags.json) });
+  },
+  async generate(argv) {
+    const { positional, flags } = parseArgs('generate', argv, {
+      negative: { type: 'string' },
+      fps: { type: 'string', choices: ['low', 'medium', 'high'], default: 'medium' },
+      size: { type: 'string', default: '512x512' },
+      steps: { type: 'number', default: 50 },
+      guidance: { type: 'number', default: 5 },
+      'interpolation-guidance': { type: 'number', default: 0.25 },
+      seed: { type: 'number', default: 0 },
+      dtype: { type: 'string', choices: ['f16', 'f32'], default: 'f32' },
+      weights: { type: 'string' },
+      out: { type: 'string' },
+      'decode-chunk': { type: 'number' },
+      'decode-mode': { type: 'string', choices: ['upstream', 'overlap'], default: 'upstream' },
+      force: { type: 'boolean' },
+      json: { type: 'boolean' },
+    });
+    if (positional.length !== 1) throw new UsageError('generate: give exactly one prompt (quote it)');
+    if (!flags.weights) throw new UsageError('generate: --weights DIR is required (the release folder; see README)');
+    if (!flags.out) throw new UsageError('generate: --out FILE is required (.mp4, .gif, .png or a folder/)');
+    const { parseSize, runGenerate } = await import('./generate.ts');
+    return runGenerate({
+      prompt: positional[0],
+      negativePrompt: flags.negative as string | undefined,
+      fps: flags.fps as 'low' | 'medium' | 'high',
+      ...parseSize(flags.size as string),
+      steps: flags.steps as number,
+      guidance: flags.guidance as number,
+      interpolationGuidance: flags['interpolation-guidance'] as number,
+      seed: flags.seed as number,
+      dtype: flags.dtype as 'f16' | 'f32',
+      weights: flags.weights as string,
+      decodeChunkFrames: flags['decode-chunk'] as number | undefined,
+      decodeChunkMode: flags['decode-mode'] as 'upstream' | 'overlap',
+      out: flags.out as string,
+      force: Boolean(flags.force),
+      json: Boolean(flags.json),
+    });
+  },
   async demo(argv) {
-    parseArgs('demo', argv, {});
+    const { flags } = parseArgs('demo', argv, {
+      out: { type: 'string', default: 'demo.gif' },
+      steps: { type: 'number', default: 12 },
+      fps: { type: 'string', choices: ['low', 'medium', 'high'], default: 'high' },
+      json: { type: 'boolean' },
+    });
     const { demoCommand } = await import('./demo.ts');
-    return demoCommand();
+    return demoCommand({ out: flags.out as string, steps: flags.steps as number, fps: flags.fps as 'low' | 'medium' | 'high', json: Boolean(flags.json) });
   },
 };
 

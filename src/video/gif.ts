@@ -1,6 +1,10 @@
 // Animated GIF through gifenc: one 256-colour palette per frame.
-import { GIFEncoder, applyPalette, quantize } from 'gifenc';
+import * as gifenc from 'gifenc';
 import type { RgbFrame } from './frames.ts';
+
+// gifenc ships ESM (used by bundlers) and CJS without detectable named
+// exports (what Node loads): take the functions from whichever arrived.
+const { GIFEncoder, applyPalette, quantize } = ('GIFEncoder' in gifenc ? gifenc : (gifenc as unknown as { default: typeof gifenc }).default) as typeof gifenc;
 
 export function encodeGif(frames: readonly RgbFrame[], fps: number): Uint8Array {
   if (frames.length === 0) throw new RangeError('encodeGif: no frames');

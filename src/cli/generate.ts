@@ -1,0 +1,91 @@
+// `kandinsky generate` and `kandinsky demo`: progress on stderr (one updating
+// line on a terminal, plain lines otherwise), the video written atomically.
+import { KandinskyError, UsageError } from '../errors.ts';
+import { type FrameRate, type GenerateOptions, type GenerateResult, type Progress, generateVideo } from '../pipeline/generate.ts';
+import { checkOutputPath, videoFormat, writeVideo } from '../video/write.ts';
+
+export interface GenerateCliOptions extends Omit<GenerateOptions, 'onProgress' | 'signal'> {
+  out: string;
+  force: boolean;
+  json: boolean;
+}
+
+export function parseSize(size: string): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/.exec(size);
+  if (!m) throw new UsageError(`--size must be WIDTHxHEIGHT, e.g. 512x512, got '${size}'`);
+  const width = Number(m[1]);
+  const height = Number(m[2]);
+  if (width % 64 || height % 64 || !width || !height) throw new UsageError(`--size ${size}: width and height must be positive multiples of 64`);
+  return { width, height };
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function progressPrinter(): { update: (p: Progress) => void; end: () => void } {
+  const tty = Boolean(process.stderr.isTTY);
+  let current = '';
+  let lastPlain = -1;
+  return {
+    update(p) {
+      const eta = p.done > 0 ? (p.elapsedMs / p.done) * (p.total - p.done) : NaN;
+      const line = `[${p.stage}] ${p.done}/${p.total}  elapsed ${seconds(p.elapsedMs)}${Number.isFinite(eta) ? `  ETA ${seconds(eta)}` : ''}`;
+      if (tty) {
+        if (p.stage !== current && current) process.stderr.write('\n');
+        process.stderr.write(`\r${line}\x1b[K`);
+      } else {
+        // Plain lines: the start, every 10 %, and the end of each stage.
+        const tenth = Math.floor((10 * p.done) / Math.max(1, p.total));
+        if (p.stage !== current || tenth !== lastPlain) process.stderr.write(`${line}\n`);
+        lastPlain = tenth;
+      }
+      current = p.stage;
+    },
+    end() {
+      if (tty && current) process.stderr.write('\n');
+    },
+  };
+}
+
+export function summary(r: GenerateResult, out: string): string {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  return [
+    `wrote ${r.frames.length} frames (${r.width}x${r.height}, ${r.fps} fps) to ${out}`,
+    ...r.timings.map((t) => `  ${t.stage.padEnd(16)} ${seconds(t.ms).padStart(9)}   peak ${mib(t.peakBytes)}`),
+    `  ${'total'.padEnd(16)} ${seconds(r.timings.reduce((s, t) => s + t.ms, 0)).padStart(9)}   peak ${mib(r.peakBytes)}`,
+  ].join('\n');
+}
+
+/** Runs the pipeline; Ctrl-C stops it cleanly and nothing is written. */
+export async function runGenerate(o: GenerateCliOptions): Promise<number> {
+  videoFormat(o.out);
+  await checkOutputPath(o.out, o.force);
+  const abort = new AbortController();
+  const onSigint = () => abort.abort(new KandinskyError('interrupted'));
+  process.once('SIGINT', onSigint);
+  const printer = progressPrinter();
+  try {
+    const result = await generateVideo({ ...o, onProgress: printer.update, signal: abort.signal });
+    printer.end();
+    abort.signal.throwIfAborted();
+    await writeVideo(o.out, result.frames, { fps: result.fps, force: o.force });
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify({ out: o.out, frames: result.frames.length, width: result.width, height: result.height, fps: result.fps, timings: result.timings, peakBytes: result.peakBytes }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${summary(result, o.out)}\n`);
+    }
+    return 0;
+  } catch (e) {
+    printer.end();
+    if (abort.signal.aborted) {
+      process.stderr.write(`kandinsky: interrupted; nothing was written to ${o.out}\n`);
+      return 130;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+export const FPS_CHOICES: readonly FrameRate[] = ['low', 'medium', 'high'];
