@@ -37,7 +37,8 @@ export const DEMO_CONFIG = {
   movq: {
     ch: 32,
     ch_mult: [1, 1, 2, 2],
-    num_res_blocks: 1,
+    // One ResnetBlock per decoder level: decoding 225 frames dominates the demo.
+    num_res_blocks: 0,
     attn_resolutions: [8],
     z_channels: 4,
     resolution: 64,
@@ -90,8 +91,9 @@ export async function ensureDemoWeights(): Promise<string> {
   const fs = await import('node:fs/promises');
   const { fileURLToPath } = await import('node:url');
   const dir = fileURLToPath(new URL('../../weights/demo/', import.meta.url));
-  const marker = `${dir}config.json`;
-  if (await fs.stat(marker).then(() => true, () => false)) return dir;
+  // Rebuilt when missing or made by another version of DEMO_CONFIG.
+  const current = await fs.readFile(`${dir}config.json`, 'utf8').catch(() => '');
+  if (current === `${JSON.stringify(DEMO_CONFIG, null, 2)}\n`) return dir;
   const tmp = `${dir.replace(/\/$/, '')}.partial-${process.pid}`;
   await fs.rm(tmp, { recursive: true, force: true });
   await fs.mkdir(tmp, { recursive: true });
