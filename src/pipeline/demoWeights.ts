@@ -37,8 +37,7 @@ export const DEMO_CONFIG = {
   movq: {
     ch: 32,
     ch_mult: [1, 1, 2, 2],
-    // One ResnetBlock per decoder level: decoding 225 frames dominates the demo.
-    num_res_blocks: 0,
+    num_res_blocks: 1,
     attn_resolutions: [8],
     z_channels: 4,
     resolution: 64,
