@@ -212,6 +212,8 @@ fn attend_block(st: ptr<function, State>, kr: ptr<function, KeyRow>, vr: ptr<fun
   // Scores, one key at a time: every sub-row's dot product, summed per query row.
   var s: array<Scores, SUB>;
   for (var j = 0u; j < b.len; j++) {
+    // Zeroed explicitly: a var declared in a loop body was not re-zeroed per
+    // iteration here (Dawn + lavapipe), though WGSL says it should be.
     var acc: array<vec4<f32>, SUB>;
     for (var u = 0u; u < SUB; u++) { acc[u] = vec4<f32>(0.0); }
     for (var d = 0u; d < DS; d++) {
