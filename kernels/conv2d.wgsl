@@ -16,9 +16,10 @@
 // FMAs it feeds; so loads are amortised over as large a tile as possible. The
 // tile lives in a function array (`acc`) indexed by constants in the hot loop
 // and dynamically only when written out, which keeps it in memory, updated in
-// place, instead of as hundreds of SSA values spilled by LLVM. Loops are not
-// unrolled by this compiler, so the tile updates are spelled out and trimmed
-// to NQ/PV by override constants. Barriers make lavapipe compile the shader
+// place, instead of as hundreds of SSA values spilled by LLVM. Loops inside
+// the channel loop are not unrolled by this compiler (a dynamically indexed
+// tile would be gathered and scattered lane by lane), so the tile updates are
+// spelled out and trimmed to NQ/PV by override constants. Barriers make lavapipe compile the shader
 // as a coroutine whose locals all live in its frame (per-lane loads then
 // chain through memory), so the workgroup-memory variant (STAGE) is for GPUs.
 
@@ -41,7 +42,7 @@ struct Params {
   stride: u32,
   pad_top: u32,
   pad_left: u32,
-  // Temporal padding and frames per video (1 and 0 for 2-D convs).
+  // Temporal padding and frames per video (0 and 1 for 2-D convs).
   pad_t: u32,
   frames: u32,
   // Packed weights: quads of 4 output channels per (tap, input channel) row,
@@ -95,6 +96,9 @@ override XV4: bool = false;
 // Stage each chunk of CC input channels' weights in workgroup memory (GPUs).
 override STAGE: bool = false;
 override CC: u32 = 16;
+// Input channels per accumulator update: 2 halves the masked stores of the
+// tile, 1 halves the code (LLVM's compile time grows fast with it).
+override U: u32 = 2;
 
 var<workgroup> staged: array<vec4<f32>, CC * NQ>;
 
@@ -133,11 +137,18 @@ fn weight_quads(rb: u32, ok: bool) -> Quads {
                quad_or_zero(rb, 4u, ok), quad_or_zero(rb, 5u, ok), quad_or_zero(rb, 6u, ok), quad_or_zero(rb, 7u, ok));
 }
 
-const ACC = 256u;  // 8 channel quads × 4 channels × 8 pixel quads
+const ACC = 128u;  // 8 channel quads × 4 channels × 4 pixel quads
 
 // acc[32·v + 4·q + j]: output channel 4q + j of pixel quad v. Two input
 // channels per update: one masked store per two products.
 fn acc4(acc: ptr<function, array<vec4<f32>, ACC>>, i: u32, wa: vec4<f32>, wb: vec4<f32>, xa: vec4<f32>, xb: vec4<f32>) {
+  if (U == 1u) {
+    (*acc)[i] += xa * wa.x;
+    (*acc)[i + 1u] += xa * wa.y;
+    (*acc)[i + 2u] += xa * wa.z;
+    (*acc)[i + 3u] += xa * wa.w;
+    return;
+  }
   (*acc)[i] += xa * wa.x + xb * wb.x;
   (*acc)[i + 1u] += xa * wa.y + xb * wb.y;
   (*acc)[i + 2u] += xa * wa.z + xb * wb.z;
@@ -189,8 +200,8 @@ fn conv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let khw = params.k_h * params.k_w;
   let first = wid.x * WG * 4u * PV;
   // Top-left input position of every pixel of the tile (before the tap offset).
-  var oy: array<vec4<i32>, 8>;
-  var ox: array<vec4<i32>, 8>;
+  var oy: array<vec4<i32>, 4>;
+  var ox: array<vec4<i32>, 4>;
   for (var v = 0u; v < PV; v++) {
     for (var i = 0u; i < 4u; i++) {
       let p = min(first + (v * WG + li) * 4u + i, npix - 1u);
@@ -200,26 +211,20 @@ fn conv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let oy0 = oy[0]; let oy1 = oy[1]; let oy2 = oy[2]; let oy3 = oy[3];
   let ox0 = ox[0]; let ox1 = ox[1]; let ox2 = ox[2]; let ox3 = ox[3];
-  let oy4 = oy[4]; let oy5 = oy[5]; let oy6 = oy[6]; let oy7 = oy[7];
-  let ox4 = ox[4]; let ox5 = ox[5]; let ox6 = ox[6]; let ox7 = ox[7];
   // Frame t of a video is row n; tap dt reads frame t + dt - pad_t of the same video.
-  let t_in_video = n % max(params.frames, 1u);
+  let t_in_video = n % params.frames;
   var acc: array<vec4<f32>, ACC>;
   for (var tap = 0u; tap < params.k_t * khw; tap++) {
     let dt = tap / khw;
     let dy = (tap % khw) / params.k_w;
     let dx = tap % params.k_w;
     let ft = i32(t_in_video + dt) - i32(params.pad_t);
-    let frame_ok = ft >= 0 && ft < i32(max(params.frames, 1u));
+    let frame_ok = ft >= 0 && ft < i32(params.frames);
     let frame_base = select(0u, u32(i32(n - params.x_row0) + ft - i32(t_in_video)) * params.in_c * hw, frame_ok);
     let t0 = quad_taps(oy0, ox0, frame_base, frame_ok, dy, dx);
     let t1 = quad_taps(oy1, ox1, frame_base, frame_ok, dy, dx);
     let t2 = quad_taps(oy2, ox2, frame_base, frame_ok, dy, dx);
     let t3 = quad_taps(oy3, ox3, frame_base, frame_ok, dy, dx);
-    let t4 = quad_taps(oy4, ox4, frame_base, frame_ok, dy, dx);
-    let t5 = quad_taps(oy5, ox5, frame_base, frame_ok, dy, dx);
-    let t6 = quad_taps(oy6, ox6, frame_base, frame_ok, dy, dx);
-    let t7 = quad_taps(oy7, ox7, frame_base, frame_ok, dy, dx);
     // Row (tap, c) of the packed weights starts at quad (tap·C + c)·w_row_quads.
     let row0 = params.w_base + tap * params.in_c * params.w_row_quads + o0 / 4u;
     for (var c0 = 0u; c0 < params.in_c; c0 += CC) {
@@ -236,8 +241,8 @@ fn conv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
       }
-      for (var c = c0; c < min(c0 + CC, params.in_c); c += 2u) {
-        let has_b = c + 1u < params.in_c;
+      for (var c = c0; c < min(c0 + CC, params.in_c); c += U) {
+        let has_b = U == 2u && c + 1u < params.in_c;
         var ra = row0 + c * params.w_row_quads;
         var rb = ra + params.w_row_quads;
         if (STAGE) {
@@ -255,10 +260,6 @@ fn conv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (PV > 1u) { accumulate(&acc, 1u, wa, wb, load_x(t1, offa, true), load_x(t1, offb, has_b)); }
         if (PV > 2u) { accumulate(&acc, 2u, wa, wb, load_x(t2, offa, true), load_x(t2, offb, has_b)); }
         if (PV > 3u) { accumulate(&acc, 3u, wa, wb, load_x(t3, offa, true), load_x(t3, offb, has_b)); }
-        if (PV > 4u) { accumulate(&acc, 4u, wa, wb, load_x(t4, offa, true), load_x(t4, offb, has_b)); }
-        if (PV > 5u) { accumulate(&acc, 5u, wa, wb, load_x(t5, offa, true), load_x(t5, offb, has_b)); }
-        if (PV > 6u) { accumulate(&acc, 6u, wa, wb, load_x(t6, offa, true), load_x(t6, offb, has_b)); }
-        if (PV > 7u) { accumulate(&acc, 7u, wa, wb, load_x(t7, offa, true), load_x(t7, offb, has_b)); }
       }
     }
   }

@@ -30,7 +30,9 @@ struct Params {
   // Row stride of out and the first column this dispatch writes.
   out_row: u32,
   out_col: u32,
-  // First bias element (the column offset of a weight part).
+  // 1 adds bias[bias_col + n] (a uniform, not an override: the epilogue's
+  // branch costs nothing and one pipeline serves layers with and without).
+  has_bias: u32,
   bias_col: u32,
 }
 
@@ -47,7 +49,6 @@ struct Params {
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override W_F16: bool = false;
-override BIAS: bool = false;
 // K % 4 == 0: four k-values of an A row (or of a B column with TRANS_B)
 // start on a 16-byte boundary (f16 B: on a word).
 override VEC: bool = false;
@@ -112,7 +113,7 @@ fn b_k4(base: u32, k: u32, n: u32) -> vec4<f32> {
 fn store(base: u32, m: u32, n: u32, v: f32) {
   if (m < params.m && n < params.n) {
     var r = v;
-    if (BIAS) {
+    if (params.has_bias != 0u) {
       r += bias[params.bias_col + n];
     }
     out[base + m * params.out_row + params.out_col + n] = r;
@@ -230,18 +231,42 @@ override RG: u32 = 4;
 override CG: u32 = 2;
 override WG: u32 = 8;
 const MAX_SG = 16u;
-const MAX_CG = 2u;
+const MAX_CG = 4u;
 const MAX_ACC = MAX_SG * MAX_CG;
 
 // acc[l * MAX_CG + h] holds row l's sums for this lane's column group h;
-// bt[h][c] = B[k..k+3, column c of group h].
+// bt[h][c] = B[k..k+3, column c of group h]; a4 = row l's A values.
+fn sg_row(acc: ptr<function, array<vec4<f32>, MAX_ACC>>, l: u32, a4: vec4<f32>, bt: array<mat4x4<f32>, MAX_CG>) {
+  for (var h = 0u; h < CG; h++) {
+    let t = bt[h];
+    (*acc)[l * MAX_CG + h] += vec4<f32>(dot(a4, t[0]), dot(a4, t[1]), dot(a4, t[2]), dot(a4, t[3]));
+  }
+}
+
+// One row group: row l was read by lane l (av). The broadcasts are written
+// out because their lane must be a constant: llvmpipe then makes each a
+// register permute, where a shuffle by a loop counter becomes a loop over
+// the lanes that LLVM does not unroll at 16 lanes.
 fn sg_rows(acc: ptr<function, array<vec4<f32>, MAX_ACC>>, av: vec4<f32>, bt: array<mat4x4<f32>, MAX_CG>) {
-  for (var l = 0u; l < SG; l++) {
-    let a4 = subgroupShuffle(av, l);
-    for (var h = 0u; h < CG; h++) {
-      let t = bt[h];
-      (*acc)[l * MAX_CG + h] += vec4<f32>(dot(a4, t[0]), dot(a4, t[1]), dot(a4, t[2]), dot(a4, t[3]));
-    }
+  sg_row(acc, 0u, subgroupBroadcast(av, 0u), bt);
+  sg_row(acc, 1u, subgroupBroadcast(av, 1u), bt);
+  sg_row(acc, 2u, subgroupBroadcast(av, 2u), bt);
+  sg_row(acc, 3u, subgroupBroadcast(av, 3u), bt);
+  if (SG > 4u) {
+    sg_row(acc, 4u, subgroupBroadcast(av, 4u), bt);
+    sg_row(acc, 5u, subgroupBroadcast(av, 5u), bt);
+    sg_row(acc, 6u, subgroupBroadcast(av, 6u), bt);
+    sg_row(acc, 7u, subgroupBroadcast(av, 7u), bt);
+  }
+  if (SG > 8u) {
+    sg_row(acc, 8u, subgroupBroadcast(av, 8u), bt);
+    sg_row(acc, 9u, subgroupBroadcast(av, 9u), bt);
+    sg_row(acc, 10u, subgroupBroadcast(av, 10u), bt);
+    sg_row(acc, 11u, subgroupBroadcast(av, 11u), bt);
+    sg_row(acc, 12u, subgroupBroadcast(av, 12u), bt);
+    sg_row(acc, 13u, subgroupBroadcast(av, 13u), bt);
+    sg_row(acc, 14u, subgroupBroadcast(av, 14u), bt);
+    sg_row(acc, 15u, subgroupBroadcast(av, 15u), bt);
   }
 }
 
@@ -250,14 +275,17 @@ fn sg_col(n: u32, h: u32, c: u32) -> u32 {
   return n + (4u * h + c) * SG;
 }
 
+// The row loop starts at a runtime value, so Mesa cannot count its trips and
+// keeps it a loop: unrolled, these stores would be most of the shader's code
+// and of its compile time.
 fn sg_store(acc: ptr<function, array<vec4<f32>, MAX_ACC>>, base: u32, m0: u32, n: u32) {
-  for (var l = 0u; l < SG; l++) {
+  for (var m = m0; m < min(m0 + SG, params.m); m++) {
     for (var h = 0u; h < CG; h++) {
-      let v = (*acc)[l * MAX_CG + h];
-      store(base, m0 + l, sg_col(n, h, 0u), v.x);
-      store(base, m0 + l, sg_col(n, h, 1u), v.y);
-      store(base, m0 + l, sg_col(n, h, 2u), v.z);
-      store(base, m0 + l, sg_col(n, h, 3u), v.w);
+      let v = (*acc)[(m - m0) * MAX_CG + h];
+      store(base, m, sg_col(n, h, 0u), v.x);
+      store(base, m, sg_col(n, h, 1u), v.y);
+      store(base, m, sg_col(n, h, 2u), v.z);
+      store(base, m, sg_col(n, h, 3u), v.w);
     }
   }
 }
@@ -276,10 +304,18 @@ fn subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   let r1 = min(m0 + SG + lane, last_m);
   let r2 = min(m0 + 2u * SG + lane, last_m);
   let r3 = min(m0 + 3u * SG + lane, last_m);
+  let r4 = min(m0 + 4u * SG + lane, last_m);
+  let r5 = min(m0 + 5u * SG + lane, last_m);
+  let r6 = min(m0 + 6u * SG + lane, last_m);
+  let r7 = min(m0 + 7u * SG + lane, last_m);
   var acc0: array<vec4<f32>, MAX_ACC>;
   var acc1: array<vec4<f32>, MAX_ACC>;
   var acc2: array<vec4<f32>, MAX_ACC>;
   var acc3: array<vec4<f32>, MAX_ACC>;
+  var acc4: array<vec4<f32>, MAX_ACC>;
+  var acc5: array<vec4<f32>, MAX_ACC>;
+  var acc6: array<vec4<f32>, MAX_ACC>;
+  var acc7: array<vec4<f32>, MAX_ACC>;
   for (var k = 0u; k < params.k; k += 4u) {
     var bt: array<mat4x4<f32>, MAX_CG>;
     for (var h = 0u; h < CG; h++) {
@@ -296,6 +332,10 @@ fn subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     if (RG > 3u) {
       sg_rows(&acc3, a_k4(a_base, r3, k), bt);
     }
+    if (RG > 4u) { sg_rows(&acc4, a_k4(a_base, r4, k), bt); }
+    if (RG > 5u) { sg_rows(&acc5, a_k4(a_base, r5, k), bt); }
+    if (RG > 6u) { sg_rows(&acc6, a_k4(a_base, r6, k), bt); }
+    if (RG > 7u) { sg_rows(&acc7, a_k4(a_base, r7, k), bt); }
   }
   let out_base = wid.z * params.out_batch;
   sg_store(&acc0, out_base, m0, n);
@@ -308,6 +348,10 @@ fn subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   if (RG > 3u) {
     sg_store(&acc3, out_base, m0 + 3u * SG, n);
   }
+  if (RG > 4u) { sg_store(&acc4, out_base, m0 + 4u * SG, n); }
+  if (RG > 5u) { sg_store(&acc5, out_base, m0 + 5u * SG, n); }
+  if (RG > 6u) { sg_store(&acc6, out_base, m0 + 6u * SG, n); }
+  if (RG > 7u) { sg_store(&acc7, out_base, m0 + 7u * SG, n); }
 }
 
 // ---- naive: the benchmark baseline ----------------------------------------

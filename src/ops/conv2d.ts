@@ -14,13 +14,15 @@ export type Padding = number | readonly [top: number, bottom: number, left: numb
 
 /**
  * Tile shape and strategy of the implicit-GEMM kernel (override constants).
- * Each invocation owns 4·NQ output channels × 4·PV output pixels; STAGE
- * stages CC input channels' weights in workgroup memory (GPUs).
+ * Each invocation owns 4·NQ output channels × 4·PV output pixels and adds U
+ * input channels per accumulator update; STAGE stages CC input channels'
+ * weights in workgroup memory (GPUs).
  */
 export interface ConvVariant {
   WG: number;
   NQ: number;
   PV: number;
+  U: number;
   STAGE: boolean;
   CC: number;
 }
@@ -141,26 +143,28 @@ export function packWeights(weight: Tensor, outChannels: number, inChannels: num
 }
 
 const MAX_NQ = 8;
-const MAX_PV = 8;
+const MAX_PV = 4;
 
 /**
  * The kernel variant for an adapter and problem. Software adapters (lavapipe:
- * an invocation is a SIMD lane, workgroups run on one CPU thread, barriers
- * are costly) get the largest register tile without barriers, measured best
- * (see bench/conv2d.bench.ts); GPUs stage weights in workgroup memory.
+ * an invocation is a SIMD lane, a workgroup runs on one CPU thread, barriers
+ * are costly) get a large register tile without barriers; GPUs stage weights
+ * in workgroup memory. Few distinct variants: lavapipe's LLVM takes seconds
+ * to compile each (see bench/conv2d.bench.ts for the measurements).
  */
 export function convVariant(gpu: Gpu, g: ConvGemm, f16: boolean, forced: Partial<ConvVariant> = {}): ConvVariant {
   const software = gpu.info.software;
-  let NQ = forced.NQ ?? Math.min(software ? MAX_NQ : 2, Math.ceil(g.outChannels / 4));
-  // f16 quads are read two per 16-byte load: the tile starts on an even quad.
-  if (f16 && NQ % 2 === 1) NQ = forced.NQ === undefined ? NQ + 1 : NaN;
+  // 32 output channels per invocation, or 8 for the few narrow convs (RGB, latents).
+  const NQ = forced.NQ ?? (software && g.outChannels > 8 ? MAX_NQ : 2);
   const PV = forced.PV ?? (software ? 2 : 1);
-  const quads = Math.ceil((g.outH * g.outW) / 4 / PV);
-  // Whole SIMD rows (8 lanes) on CPUs, no wider than the image needs.
-  const WG = forced.WG ?? (software ? Math.min(64, Math.ceil(quads / 8) * 8) : 64);
-  const v = { WG, NQ, PV, STAGE: forced.STAGE ?? !software, CC: forced.CC ?? 16 };
-  if (!isCount(v.NQ, 1) || v.NQ > MAX_NQ || (f16 && v.NQ % 2 !== 0)) throw new ShapeError(g.op, `variant NQ must be 1..${MAX_NQ}${f16 ? ', even for f16 weights' : ''}, got ${forced.NQ}`);
+  // CPUs: whole SIMD rows (8 lanes), a power of two no wider than the image needs.
+  const lanes = Math.ceil((g.outH * g.outW) / (4 * PV));
+  const WG = forced.WG ?? (software ? Math.min(64, Math.max(8, 2 ** Math.ceil(Math.log2(lanes)))) : 64);
+  const v = { WG, NQ, PV, U: forced.U ?? 2, STAGE: forced.STAGE ?? !software, CC: forced.CC ?? 16 };
+  // f16 quads are read two per 16-byte load, so the tile starts on an even quad.
+  if (!isCount(v.NQ, 1) || v.NQ > MAX_NQ || (f16 && v.NQ % 2 !== 0)) throw new ShapeError(g.op, `variant NQ must be 1..${MAX_NQ}${f16 ? ', even for f16 weights' : ''}, got ${v.NQ}`);
   if (!isCount(v.PV, 1) || v.PV > MAX_PV) throw new ShapeError(g.op, `variant PV must be 1..${MAX_PV}, got ${v.PV}`);
+  if (v.U !== 1 && v.U !== 2) throw new ShapeError(g.op, `variant U must be 1 or 2, got ${v.U}`);
   if (!isCount(v.WG, 1) || !isCount(v.CC, 2) || v.CC % 2 !== 0) throw new ShapeError(g.op, `variant WG ${v.WG} / CC ${v.CC} must be counts, CC even`);
   return v;
 }
@@ -232,7 +236,7 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
       }
       const xb = input.binding();
       gpu.dispatch(
-        { kernel: 'conv2d', entry: 'conv', overrides: { WG: v.WG, NQ: v.NQ, PV: v.PV, STAGE: v.STAGE, CC: v.CC, W_F16: f16, XV4 } },
+        { kernel: 'conv2d', entry: 'conv', overrides: { WG: v.WG, NQ: v.NQ, PV: v.PV, U: v.U, STAGE: v.STAGE, CC: v.CC, W_F16: f16, XV4 } },
         {
           params: {
             n_first: a,
@@ -275,6 +279,27 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
   });
 }
 
+/** The implicit GEMM of a conv2d. */
+export function conv2dGemm(g: ConvGeometry): ConvGemm {
+  return {
+    op: 'conv2d',
+    ...g,
+    kernel: [1, g.kh, g.kw],
+    padTop: g.pad[0],
+    padLeft: g.pad[2],
+    padT: 0,
+    frames: 1,
+    wBase: 0,
+    place: { rows: g.outH, cols: g.outW, step: 1, dy: 0, dx: 0 },
+  };
+}
+
+/** A variant in words (benchmark tables). */
+export function describeVariant(v: ConvVariant): string {
+  const tile = `${4 * v.NQ}ch x ${4 * v.PV}px tile, ${v.U} ch/update, WG ${v.WG}`;
+  return v.STAGE ? `implicit GEMM, weights staged ${v.CC} ch at a time, ${tile}` : `implicit GEMM, register ${tile}`;
+}
+
 /** Conv2d of x [N,C,H,W] with weight [O,C,kh,kw] and optional bias [O]; padding [top, bottom, left, right] or one number. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
   const g = convGeometry(x.shape, weight.shape, options);
@@ -283,18 +308,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2d
   const taps = g.kh * g.kw;
   tidy(() => {
     const packed = packWeights(weight, g.outChannels, g.inChannels, taps, [g.inChannels * taps, taps, 1]);
-    const gemm: ConvGemm = {
-      op: 'conv2d',
-      ...g,
-      kernel: [1, g.kh, g.kw],
-      padTop: g.pad[0],
-      padLeft: g.pad[2],
-      padT: 0,
-      frames: 1,
-      wBase: 0,
-      place: { rows: g.outH, cols: g.outW, step: 1, dy: 0, dx: 0 },
-    };
-    dispatchConvGemm(x, packed, bias, out, gemm, options.variant);
+    dispatchConvGemm(x, packed, bias, out, conv2dGemm(g), options.variant);
   });
   return out;
 }

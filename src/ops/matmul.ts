@@ -23,20 +23,23 @@ export interface MatmulAdapterInfo {
 // Tile configurations (overrides of kernels/matmul.wgsl), measured with
 // bench/matmul.bench.ts. subgroup: RG row groups of SG rows and CG groups of
 // 4 columns per lane, WG invocations per workgroup.
-const SUBGROUP = { RG: Number(process.env.RG ?? 4), CG: Number(process.env.CG ?? 2), WG: Number(process.env.SGWG ?? 8) }; // TEMP
+// (RG 8 or CG 4 measured no faster on llvmpipe here: 9-12 GFLOP/s all.)
+const SUBGROUP = { RG: 4, CG: 2, WG: 8 };
 // GPUs: 64x64 workgroup tiles staged through workgroup memory, 4x4 per invocation.
 const SHARED = { WG_X: 16, WG_Y: 16, TM: 4, TN4: 1, BK: 16, SHARED: true };
 // Register tiles without workgroup memory: CPU adapters without subgroups
 // (barriers cost a coroutine switch per SIMD group there).
-const TILED = { WG_X: 8, WG_Y: 8, TM: 4, TN4: 2, BK: 4, SHARED: false };
+const TILED = { WG_X: 8, WG_Y: 8, TM: 8, TN4: 1, BK: 1, SHARED: false };
 const NAIVE = { WG_X: 16, WG_Y: 16 };
 
-/** The subgroup size the 'subgroup' kernel can be laid out for: fixed and known. */
+/** The subgroup size the 'subgroup' kernel is laid out for: fixed, 4, 8 or 16. */
 function fixedSubgroupSize(info: MatmulAdapterInfo): number | null {
   const s = info.subgroupMinSize;
-  if (!info.subgroups || !s || s !== info.subgroupMaxSize || s < 4 || s > 16) return null;
+  if (!info.subgroups || !s || s !== info.subgroupMaxSize || ![4, 8, 16].includes(s)) return null;
   return s;
 }
+
+const NO_SUBGROUP_KERNEL = 'matmul variant subgroup needs the subgroups feature with a fixed subgroup size of 4, 8 or 16';
 
 function envVariant(): string | undefined {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -44,23 +47,22 @@ function envVariant(): string | undefined {
 }
 
 /**
- * The kernel for an M x N x K product on this adapter. `requested` (default:
- * env KANDINSKY_MATMUL_VARIANT) forces one.
+ * The kernel for an M x N x K product on this adapter; `requested` (default:
+ * env KANDINSKY_MATMUL_VARIANT) forces one. GPUs stage tiles through
+ * workgroup memory; CPU adapters (llvmpipe) run the subgroup kernel when they
+ * have fixed-size subgroups, else register tiles. The subgroup kernel binds
+ * each operand as vec4s, so operands under 16 bytes take the register tiles.
  */
 export function selectMatmulVariant(m: number, n: number, k: number, info: MatmulAdapterInfo, requested = envVariant()): MatmulVariant {
   if (requested !== undefined) {
     if (!(MATMUL_VARIANTS as readonly string[]).includes(requested)) {
       throw new Error(`KANDINSKY_MATMUL_VARIANT=${requested}: expected one of ${MATMUL_VARIANTS.join(', ')}`);
     }
-    if (requested === 'subgroup' && fixedSubgroupSize(info) === null) {
-      throw new Error('matmul variant subgroup needs the subgroups feature with a fixed subgroup size of 4 to 16');
-    }
+    if (requested === 'subgroup' && fixedSubgroupSize(info) === null) throw new Error(NO_SUBGROUP_KERNEL);
     return requested as MatmulVariant;
   }
   if (!info.software) return 'shared';
-  // A subgroup's tile is 32 x 64 on llvmpipe: for a product smaller than one
-  // tile the register tiles waste less.
-  if (fixedSubgroupSize(info) !== null && m * n * k > 0 && Math.min(m, n) >= 8) return 'subgroup';
+  if (fixedSubgroupSize(info) !== null && m * k >= 4 && n * k >= 8) return 'subgroup';
   return 'tiled';
 }
 
@@ -108,13 +110,13 @@ function dispatchGemm(g: Gemm): void {
   const info = matmulAdapterInfo(gpu);
   const variant = g.variant ?? selectMatmulVariant(g.m, g.n, g.k, info);
   const f16 = g.b.dtype === 'f16';
-  const common = { TRANS_A: g.transA, TRANS_B: g.transB, W_F16: f16, BIAS: g.bias !== undefined };
+  const common = { TRANS_A: g.transA, TRANS_B: g.transB, W_F16: f16 };
   let overrides: OverrideValues;
   let grid: number[];
   switch (variant) {
     case 'subgroup': {
       const sg = fixedSubgroupSize(info);
-      if (sg === null) throw new Error('matmul variant subgroup needs the subgroups feature with a fixed subgroup size of 4 to 16');
+      if (sg === null) throw new Error(NO_SUBGROUP_KERNEL);
       const wg = Math.max(SUBGROUP.WG, sg);
       overrides = { ...common, VEC: g.k % 4 === 0, SG: sg, RG: SUBGROUP.RG, CG: SUBGROUP.CG, WG: wg };
       grid = [ceilDiv(g.n, 4 * SUBGROUP.CG * wg), ceilDiv(g.m, SUBGROUP.RG * sg), g.batch];
@@ -144,6 +146,7 @@ function dispatchGemm(g: Gemm): void {
         out_batch: g.m * g.outRow,
         out_row: g.outRow,
         out_col: g.outCol,
+        has_bias: g.bias ? 1 : 0,
         bias_col: g.biasCol,
       },
       a: g.a.binding(),

@@ -1,0 +1,64 @@
+// conv2d benchmarks (shape: Cin x Cout x H x W x kernel, batch 1): the
+// U-Net's 3×3 convs at level 0 (384 channels, 64×64 latent of a 512-pixel
+// frame) and at the deepest level (1536 channels, 8×8), f32 and f16 weights.
+// flops = 2·O·C·kh·kw·output pixels. `naive` is kernels/conv3d.wgsl's direct
+// loop, one output per invocation.
+//
+// What was measured on lavapipe (Mesa 25.0, LLVM 15, 2 cores AVX2), 3×3
+// 128→128 on 32×32, as a share of the FMA peak kernel timed alternately in the
+// same process (the machine was shared; wall times varied 3x):
+// - one output per invocation (naive): ~1%; the previous 4 ch × 4 px tile
+//   with loops: ~4%.
+// - weights staged in workgroup memory (64 lanes, 32 ch × 8-16 px tiles):
+//   5-11%. A barrier makes lavapipe compile the shader as a coroutine whose
+//   locals all live in its frame, so every per-lane load chains through
+//   store forwarding.
+// - register tiles without barriers, weights read straight from the packed
+//   buffer: 32 ch × 8 px 10-16%, 32 × 16 px 11%, 32 × 32 px 10%, 16 × 16 px
+//   6-10%; one input channel per accumulator update instead of two 9-11%.
+// - the tile kept as SSA values (a struct of mat4x4) instead of a function
+//   array: LLVM spills and copies it every iteration, ~8%.
+// Why no more: a storage load with a non-constant offset costs ~9 cycles per
+// lane-float here (measured: scalar, vec4 or one address for all lanes alike),
+// so even a 32×8 tile spends most of its time loading. Bigger tiles do not pay
+// off and take minutes to compile (32 × 16 px: 85 s, 32 × 32: 214 s). The
+// chosen tile (32 ch × 8 px, 2 channels per update) compiles in ~8 s CPU.
+import type { Gpu } from '../src/gpu/gpu.ts';
+import { conv2d, conv2dGemm, conv2dNaive, convGeometry, convVariant, describeVariant } from '../src/ops/conv2d.ts';
+import { Tensor, numel } from '../src/tensor/tensor.ts';
+import type { BenchCase, BenchRun } from './harness.ts';
+
+/** Deterministic values in [-0.5, 0.5] (test/helpers imports vitest, so not that). */
+function rand(gpu: Gpu, shape: number[], seed: number, dtype: 'f32' | 'f16' = 'f32'): Tensor {
+  const data = new Float32Array(numel(shape));
+  for (let i = 0; i < data.length; i++) data[i] = 0.5 * Math.sin(seed + i * 12.9898);
+  return Tensor.from(gpu, data, shape, dtype);
+}
+
+function convCase(c: number, o: number, size: number, k: number, dtype: 'f32' | 'f16'): BenchCase {
+  const padding = (k - 1) / 2;
+  const g = convGeometry([1, c, size, size], [o, c, k, k], { padding });
+  let variant = '';
+  return {
+    op: 'conv2d',
+    shape: `${c}x${o}x${size}x${size}xk${k}`,
+    dtype: dtype === 'f16' ? 'f32 (f16 weights)' : 'f32',
+    get variant() {
+      return variant;
+    },
+    flops: 2 * o * c * k * k * g.outH * g.outW,
+    setup(gpu): BenchRun {
+      variant = describeVariant(convVariant(gpu, conv2dGemm(g), dtype === 'f16'));
+      const x = rand(gpu, [1, c, size, size], 1);
+      const weight = rand(gpu, [o, c, k, k], 2, dtype);
+      const bias = rand(gpu, [o], 3);
+      return {
+        run: () => conv2d(x, weight, bias, { padding }).dispose(),
+        naive: () => conv2dNaive(x, weight, bias, { padding }).dispose(),
+        dispose: () => [x, weight, bias].forEach((t) => t.dispose()),
+      };
+    },
+  };
+}
+
+export const benches: BenchCase[] = [convCase(384, 384, 64, 3, 'f32'), convCase(384, 384, 64, 3, 'f16'), convCase(1536, 1536, 8, 3, 'f32')];
