@@ -1,6 +1,26 @@
 // The few things that differ between Node, Deno and browsers besides WebGPU.
 
-declare const Deno: { readTextFile(p: string | URL): Promise<string>; readDir(p: string | URL): AsyncIterable<{ name: string; isFile: boolean }> } | undefined;
+declare const Deno:
+  | {
+      readTextFile(p: string | URL): Promise<string>;
+      readDir(p: string | URL): AsyncIterable<{ name: string; isFile: boolean }>;
+      stat(p: string): Promise<{ isFile: boolean; isDirectory: boolean }>;
+    }
+  | undefined;
+
+// The package's own files (kernels/) sit beside src/; a bundle that moves the
+// code elsewhere points this at where it serves its copy of them.
+let packageRoot = new URL('../', import.meta.url);
+
+/** Where the package's files are read from, e.g. a web bundle's own folder. */
+export function setPackageRoot(url: URL): void {
+  packageRoot = new URL(url.href.endsWith('/') ? url.href : `${url.href}/`);
+}
+
+/** A file or folder shipped with the package, e.g. `kernels/`. */
+export function packageUrl(path: string): URL {
+  return new URL(path, packageRoot);
+}
 
 /** Reads a text file shipped with the package, addressed by URL. */
 export async function readPackageText(url: URL): Promise<string> {
@@ -26,4 +46,13 @@ export async function listPackageDir(url: URL): Promise<string[]> {
     return (await fs.readdir(url)).sort();
   }
   return JSON.parse(await readPackageText(new URL('index.json', url)));
+}
+
+/** Whether a local path (Node, Deno) is a file, a folder, or nothing readable. */
+export async function pathKind(path: string): Promise<'file' | 'dir' | undefined> {
+  const stat = typeof Deno !== 'undefined' ? Deno.stat(path) : (await import('node:fs/promises')).stat(path).then((s) => ({ isFile: s.isFile(), isDirectory: s.isDirectory() }));
+  return stat.then(
+    (s) => (s.isFile ? 'file' : s.isDirectory ? 'dir' : undefined),
+    () => undefined,
+  );
 }

@@ -3,11 +3,11 @@
 // reflection (wgsl_reflect), never from hand-written tables.
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { ShaderCompileError } from '../errors.ts';
-import { listPackageDir, readPackageText } from '../platform.ts';
+import { listPackageDir, packageUrl, readPackageText } from '../platform.ts';
 
 /** Kernel families: the .wgsl files in kernels/, without the suffix. */
 export async function kernelFiles(): Promise<string[]> {
-  const names = await listPackageDir(new URL('../../kernels/', import.meta.url));
+  const names = await listPackageDir(packageUrl('kernels/'));
   return names.filter((n) => n.endsWith('.wgsl')).map((n) => n.slice(0, -5));
 }
 
@@ -84,7 +84,7 @@ export function reflectKernel(file: string, source: string): { entries: Map<stri
 }
 
 export function kernelUrl(file: string): URL {
-  return new URL(`../../kernels/${file}.wgsl`, import.meta.url);
+  return packageUrl(`kernels/${file}.wgsl`);
 }
 
 /** Loads, validates and reflects one kernel file; compile errors name file and line. */

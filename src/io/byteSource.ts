@@ -1,6 +1,6 @@
 // Random-access byte sources, so that multi-gigabyte checkpoints are read
 // tensor by tensor and never whole: Node and Deno files, browser Blobs/Files,
-// and in-memory buffers.
+// URLs read by HTTP Range requests, and in-memory buffers.
 import { FormatError } from '../errors.ts';
 
 export interface ByteSource {
@@ -42,6 +42,45 @@ export function blobSource(blob: Blob, name = (blob as File).name ?? '<blob>'): 
   };
 }
 
+// The total size in a Content-Range header: "bytes a-b/SIZE", or "bytes */SIZE".
+function rangeTotal(header: string | null): number | undefined {
+  const m = /\/(\d+)\s*$/.exec(header ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * A file behind a URL, read by HTTP Range requests; the server must answer
+ * them with 206 (a server that sends the whole file instead is refused rather
+ * than downloaded whole). Resolves to undefined when the server says 404.
+ */
+export async function urlSource(url: string | URL, name = String(url)): Promise<ByteSource | undefined> {
+  const probe = await fetch(url, { headers: { Range: 'bytes=0-0' } }).catch((e: Error) => {
+    throw new FormatError(name, `cannot fetch: ${e.message}`);
+  });
+  await probe.body?.cancel();
+  if (probe.status === 404) return undefined;
+  // 416: an empty file has no byte 0; its size is still in Content-Range.
+  const size = probe.status === 206 || probe.status === 416 ? rangeTotal(probe.headers.get('Content-Range')) : undefined;
+  if (size === undefined) {
+    throw new FormatError(name, `the server answered a range request with HTTP ${probe.status} ${probe.statusText}; weights are read in slices, so it must support Range requests (206 with Content-Range)`);
+  }
+  return {
+    name,
+    size,
+    async read(offset, length) {
+      checkRange(name, size, offset, length);
+      if (length === 0) return new Uint8Array(0);
+      const res = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (res.status !== 206 || bytes.byteLength !== length) {
+        throw new FormatError(name, `range ${offset}+${length}: HTTP ${res.status}, ${bytes.byteLength} bytes`);
+      }
+      return bytes;
+    },
+    async close() {},
+  };
+}
+
 declare const Deno:
   | {
       open(path: string, o: { read: boolean }): Promise<{ seek(o: number, w: number): Promise<number>; read(b: Uint8Array): Promise<number | null>; close(): void }>;
@@ -52,7 +91,12 @@ declare const Deno:
 /** Opens a local file (Node or Deno). */
 export async function fileSource(path: string): Promise<ByteSource> {
   if (typeof Deno !== 'undefined') {
-    const f = await Deno.open(path, { read: true });
+    let f: Awaited<ReturnType<NonNullable<typeof Deno>['open']>>;
+    try {
+      f = await Deno.open(path, { read: true });
+    } catch (e) {
+      throw new FormatError(path, `cannot open: ${(e as Error).message}`);
+    }
     const { size } = await Deno.stat(path);
     return {
       name: path,

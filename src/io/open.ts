@@ -5,8 +5,9 @@
 //   8-byte length then '{'       → safetensors
 //   *.index.json                 → sharded checkpoint {"weight_map": {tensor: shard file}}
 import { FormatError } from '../errors.ts';
-import { type ByteSource, fileSource } from './byteSource.ts';
+import type { ByteSource } from './byteSource.ts';
 import type { Checkpoint, TensorEntry } from './checkpoint.ts';
+import { type Folder, localFolder, openRequired, readText } from './folder.ts';
 import { isLegacyTorch, openPt } from './pt.ts';
 import { openSafetensors } from './safetensors.ts';
 
@@ -36,9 +37,15 @@ export async function openCheckpoint(source: ByteSource): Promise<Checkpoint> {
   );
 }
 
-/** A checkpoint file by content, or a sharded checkpoint through its `*.index.json`. */
+/** A local checkpoint file by content, or a sharded checkpoint through its `*.index.json`. */
 export async function openCheckpointFile(path: string): Promise<Checkpoint> {
-  return path.endsWith('.index.json') ? openShardedIndex(path) : openByContent(path);
+  const cut = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
+  return openCheckpointIn(localFolder(path.slice(0, Math.max(cut, 0))), path.slice(cut + 1));
+}
+
+/** The checkpoint at `path` in `folder`: by content, or sharded through its `*.index.json`. */
+export async function openCheckpointIn(folder: Folder, path: string): Promise<Checkpoint> {
+  return path.endsWith('.index.json') ? openShardedIndex(folder, path) : openByContent(await openRequired(folder, path));
 }
 
 function unsafeShardPath(p: string): string | undefined {
@@ -58,23 +65,20 @@ function unsafeShardPath(p: string): string | undefined {
  * follow the weight_map's order; tensors in a shard that the weight_map does
  * not list are ignored.
  */
-export async function openShardedIndex(path: string): Promise<Checkpoint> {
-  const index = await fileSource(path);
+export async function openShardedIndex(folder: Folder, indexPath: string): Promise<Checkpoint> {
+  const index = await openRequired(folder, indexPath);
+  const path = index.name;
+  const text = await readText(index, MAX_INDEX_BYTES);
   let parsed: unknown;
   try {
-    if (index.size > MAX_INDEX_BYTES) throw new FormatError(path, `index is ${index.size} bytes, over the limit of ${MAX_INDEX_BYTES}`);
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(await index.read(0, index.size));
     parsed = JSON.parse(text);
   } catch (e) {
-    if (e instanceof FormatError) throw e;
     throw new FormatError(path, `index is not valid UTF-8 JSON: ${(e as Error).message}`);
-  } finally {
-    await index.close();
   }
   const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
   if (!isObject(parsed) || !isObject(parsed.weight_map)) throw new FormatError(path, 'index has no "weight_map" object');
   const weightMap = parsed.weight_map;
-  const dir = path.slice(0, Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
+  const dir = indexPath.slice(0, indexPath.lastIndexOf('/') + 1);
   const shardNames: string[] = [];
   for (const [tensor, shard] of Object.entries(weightMap)) {
     if (typeof shard !== 'string') throw new FormatError(path, `weight_map['${tensor}'] is not a file name`);
@@ -89,7 +93,7 @@ export async function openShardedIndex(path: string): Promise<Checkpoint> {
     for (const shard of shardNames) {
       // Read the shard's header, then let go of its file handle until a
       // tensor of that shard is read: a 100-shard model holds no 100 handles.
-      const source = await reopeningFileSource(dir + shard);
+      const source = await reopeningSource(folder, dir + shard);
       try {
         shards.set(shard, await openCheckpoint(source));
       } catch (e) {
@@ -130,15 +134,16 @@ export async function openShardedIndex(path: string): Promise<Checkpoint> {
   };
 }
 
-/** A file source whose handle can be released and is reopened on the next read. */
-async function reopeningFileSource(path: string): Promise<ByteSource & { release(): Promise<void> }> {
-  let current: Promise<ByteSource> | undefined = Promise.resolve(await fileSource(path));
-  const { size } = await current;
+/** A source whose file can be let go of and is reopened on the next read. */
+async function reopeningSource(folder: Folder, path: string): Promise<ByteSource & { release(): Promise<void> }> {
+  const first = await openRequired(folder, path);
+  const { name, size } = first;
+  let current: Promise<ByteSource> | undefined = Promise.resolve(first);
   const reopen = async (): Promise<ByteSource> => {
-    const s = await fileSource(path);
+    const s = await openRequired(folder, path);
     if (s.size !== size) {
       await s.close();
-      throw new FormatError(path, `changed size from ${size} to ${s.size} bytes since it was opened`);
+      throw new FormatError(name, `changed size from ${size} to ${s.size} bytes since it was opened`);
     }
     return s;
   };
@@ -158,11 +163,10 @@ async function reopeningFileSource(path: string): Promise<ByteSource & { release
     current = undefined;
     if (p) await p.then((s) => s.close(), () => {});
   };
-  return { name: path, size, read: async (offset, length) => (await open()).read(offset, length), close: release, release };
+  return { name, size, read: async (offset, length) => (await open()).read(offset, length), close: release, release };
 }
 
-async function openByContent(path: string): Promise<Checkpoint> {
-  const source = await fileSource(path);
+async function openByContent(source: ByteSource): Promise<Checkpoint> {
   try {
     return await openCheckpoint(source);
   } catch (e) {

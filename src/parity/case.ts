@@ -3,7 +3,8 @@
 import { FormatError } from '../errors.ts';
 import type { Checkpoint, StoredDType } from '../io/checkpoint.ts';
 import { decodeF32, decodeI32, isFloat } from '../io/decode.ts';
-import { openSafetensorsFile } from '../io/safetensors.ts';
+import { type Folder, type FolderLike, asFolder, openRequired, readText } from '../io/folder.ts';
+import { openSafetensors } from '../io/safetensors.ts';
 
 export interface HostTensor {
   dtype: StoredDType;
@@ -78,6 +79,7 @@ export async function readHostTensors(ckpt: Checkpoint): Promise<Map<string, Hos
 }
 
 export interface LoadedCase {
+  /** The case folder's path or URL, for messages. */
   dir: string;
   spec: CaseSpec;
   weights: Checkpoint;
@@ -86,23 +88,27 @@ export interface LoadedCase {
   close(): Promise<void>;
 }
 
-export async function loadCase(dir: string): Promise<LoadedCase> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  const caseFile = path.join(dir, 'case.json');
-  let text: string;
+async function openCaseFile(folder: Folder, file: string): Promise<Checkpoint> {
+  const source = await openRequired(folder, file);
   try {
-    text = await fs.readFile(caseFile, 'utf8');
+    return await openSafetensors(source);
   } catch (e) {
-    throw new FormatError(caseFile, `cannot read: ${(e as Error).message}`);
+    await source.close();
+    throw e;
   }
-  const spec = parseCaseJson(text, caseFile);
-  const weights = await openSafetensorsFile(path.join(dir, 'weights.safetensors'));
-  const inputsCk = await openSafetensorsFile(path.join(dir, 'inputs.safetensors'));
-  const outputsCk = await openSafetensorsFile(path.join(dir, 'outputs.safetensors'));
+}
+
+/** A case folder: a local path, or a folder of picked files or URLs. */
+export async function loadCase(dir: FolderLike): Promise<LoadedCase> {
+  const folder = asFolder(dir);
+  const caseFile = await openRequired(folder, 'case.json');
+  const spec = parseCaseJson(await readText(caseFile, MAX_CASE_JSON_BYTES), caseFile.name);
+  const weights = await openCaseFile(folder, 'weights.safetensors');
+  const inputsCk = await openCaseFile(folder, 'inputs.safetensors');
+  const outputsCk = await openCaseFile(folder, 'outputs.safetensors');
   const inputs = await readHostTensors(inputsCk);
   const outputs = await readHostTensors(outputsCk);
   await inputsCk.close();
   await outputsCk.close();
-  return { dir, spec, weights, inputs, outputs, close: () => weights.close() };
+  return { dir: folder.name, spec, weights, inputs, outputs, close: () => weights.close() };
 }

@@ -2,6 +2,7 @@
 // failed, 2 the case could not be run.
 import type { Gpu } from '../gpu/gpu.ts';
 import { FormatError, KandinskyError, ShapeError } from '../errors.ts';
+import type { FolderLike } from '../io/folder.ts';
 import { loadCase } from './case.ts';
 import './modules.ts';
 import { parityModules, parityRunner } from './registry.ts';
@@ -35,8 +36,8 @@ export function compare(name: string, ours: ArrayLike<number>, ref: ArrayLike<nu
   return { name, max_abs_err: err, max_abs_ref: maxRef, tolerance, pass: err <= tolerance };
 }
 
-export async function runParity(gpu: () => Promise<Gpu>, dir: string): Promise<ParityResult> {
-  let name = dir;
+export async function runParity(gpu: () => Promise<Gpu>, dir: FolderLike): Promise<ParityResult> {
+  let name = typeof dir === 'string' ? dir : dir.name;
   let module = '?';
   try {
     const c = await loadCase(dir);
@@ -44,12 +45,12 @@ export async function runParity(gpu: () => Promise<Gpu>, dir: string): Promise<P
       name = c.spec.name;
       module = c.spec.module;
       const runner = parityRunner(module);
-      if (!runner) throw new FormatError(`${dir}/case.json`, `unknown module '${module}' (this build runs: ${parityModules().join(', ') || 'none'})`);
+      if (!runner) throw new FormatError(`${c.dir}/case.json`, `unknown module '${module}' (this build runs: ${parityModules().join(', ') || 'none'})`);
       const outs = await runner(await gpu(), c);
       const verdicts: OutputVerdict[] = [];
       for (const [key, ref] of c.outputs) {
         const got = outs[key];
-        if (!got) throw new FormatError(`${dir}/outputs.safetensors`, `the module produced no output '${key}'`);
+        if (!got) throw new FormatError(`${c.dir}/outputs.safetensors`, `the module produced no output '${key}'`);
         if (got.shape.join('x') !== ref.shape.join('x')) {
           throw new ShapeError('parity', `output '${key}' has shape [${got.shape.join(', ')}], reference [${ref.shape.join(', ')}]`);
         }

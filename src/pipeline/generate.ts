@@ -5,7 +5,8 @@
 import { Gpu } from '../gpu/gpu.ts';
 import { KandinskyError, UsageError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
-import { openCheckpointFile } from '../io/open.ts';
+import { type Folder, type FolderLike, readText } from '../io/folder.ts';
+import { openCheckpointIn } from '../io/open.ts';
 import { type GuidedModel, sample } from '../diffusion/sampler.ts';
 import { makeSchedule } from '../diffusion/schedule.ts';
 import { concat, slice } from '../ops/layout.ts';
@@ -31,8 +32,8 @@ export const PLAYBACK_FPS: Readonly<Record<FrameRate, number>> = { low: 2, mediu
 export interface GenerateOptions {
   prompt: string;
   negativePrompt?: string;
-  /** Folder with the release (see weightsFolder.ts). */
-  weights: string;
+  /** Folder with the release (see weightsFolder.ts): a local path, or picked files or a URL in a browser. */
+  weights: FolderLike;
   fps?: FrameRate;
   width?: number;
   height?: number;
@@ -87,15 +88,13 @@ interface ModelConfigs {
   movq: MoVQConfig;
 }
 
-async function modelConfigs(dir: string): Promise<ModelConfigs> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  const file = path.join(dir, 'config.json');
-  const text = await fs.readFile(file, 'utf8').catch(() => null);
-  if (text === null) return { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
+async function modelConfigs(folder: Folder): Promise<ModelConfigs> {
+  const source = await folder.open('config.json');
+  if (!source) return { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
+  const file = source.name;
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(await readText(source, 1 << 20));
   } catch (e) {
     throw new KandinskyError(`${file}: not valid JSON: ${(e as Error).message}`);
   }
@@ -138,7 +137,7 @@ const STREAM = { keyframes: 1, 'interpolation 1': 2, 'interpolation 2': 3 } as c
 export async function generateVideo(options: GenerateOptions): Promise<GenerateResult> {
   const o = validateOptions(options);
   const folder = await resolveWeightsFolder(o.weights);
-  const configs = await modelConfigs(o.weights);
+  const configs = await modelConfigs(folder.folder);
   const gpu = o.gpu ?? (await Gpu.open());
   const timings: StageTiming[] = [];
   let runPeak = 0;
@@ -159,7 +158,7 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
   };
   const latentH = o.height / downFactor(configs.movq);
   const latentW = o.width / downFactor(configs.movq);
-  const keyframeCkpt = await openCheckpointFile(folder.keyframe);
+  const keyframeCkpt = await openCheckpointIn(folder.folder, folder.keyframe);
   const schedule = makeSchedule({ schedule: 'cosine', timesteps: o.steps, percentile: 0.98 });
   let frames: RgbFrame[] = [];
   try {
@@ -173,7 +172,7 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
     }
     const passes = o.fps === 'low' ? [] : o.fps === 'medium' ? [3] : [3, 1];
     if (passes.length) {
-      const interpCkpt = await openCheckpointFile(folder.interpolation);
+      const interpCkpt = await openCheckpointIn(folder.folder, folder.interpolation);
       try {
         for (let p = 0; p < passes.length; p++) {
           const name = p === 0 ? 'interpolation 1' : 'interpolation 2';
@@ -185,7 +184,7 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
         await interpCkpt.close();
       }
     }
-    frames = await stage('decode', (progress) => decode(gpu, o, folder.movq, configs.movq, latents, progress)).finally(() => latents.dispose());
+    frames = await stage('decode', (progress) => decode(gpu, o, folder.folder, folder.movq, configs.movq, latents, progress)).finally(() => latents.dispose());
   } finally {
     await keyframeCkpt.close();
     if (!o.gpu) gpu.destroy();
@@ -196,13 +195,13 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
 async function encodeText(
   gpu: Gpu,
   o: GenerateOptions & { dtype: WeightDType },
-  dir: string,
+  dir: Folder,
   keyframeCkpt: Checkpoint,
   unetConfig: UNetConfig,
   progress: (done: number, total: number) => void,
 ): Promise<{ cond: Conditioning; uncond: Conditioning }> {
   const tokenizer = await T5Tokenizer.fromDir(dir);
-  const config = await readT5Config(`${dir}/config.json`);
+  const config = await readT5Config('config.json', dir);
   const tokens = tokenizer.encodePrompt(o.prompt, o.negativePrompt);
   const ckpt = await openT5Checkpoint(dir);
   const projection = await loadKandinskyProjection(gpu, keyframeCkpt, { inDim: config.d_model, contextDim: unetConfig.context_dim!, dtype: o.dtype });
@@ -352,13 +351,14 @@ async function interpolate(
 async function decode(
   gpu: Gpu,
   o: ReturnType<typeof validateOptions>,
+  folder: Folder,
   file: string,
   config: MoVQConfig,
   latents: Tensor,
   progress: (done: number, total: number) => void,
 ): Promise<RgbFrame[]> {
   const movq = new MoVQ(config, { encoder: false });
-  const ckpt = await openCheckpointFile(file);
+  const ckpt = await openCheckpointIn(folder, file);
   const frames: RgbFrame[] = [];
   const total = latents.shape[0];
   try {

@@ -1,9 +1,12 @@
 // Finds the files of a Kandinsky Video release in a folder: the upstream
 // release as published, or the same converted by `kandinsky convert`.
 import { KandinskyError } from '../errors.ts';
+import { type Folder, type FolderLike, asFolder, hasFile, subfolder } from '../io/folder.ts';
+import { pathKind } from '../platform.ts';
 
+/** The files of a release, as paths inside `folder`. */
 export interface WeightsFolder {
-  dir: string;
+  folder: Folder;
   /** {'unet', 'projections', 'null_embedding'} */
   keyframe: string;
   /** {'unet', 'null_embedding'} */
@@ -11,9 +14,8 @@ export interface WeightsFolder {
   /** The MoVQ state dict. */
   movq: string;
   /** A Hugging Face T5 folder: config.json, tokenizer.json, model weights. */
-  textEncoder: string;
+  textEncoder: Folder;
 }
-
 const EXPECTED = `A weights folder holds the Kandinsky Video 1.0 release as ai-forever publishes it
 (KandinskyVideo on the Hugging Face Hub) and the Flan-UL2 text encoder (google/flan-ul2):
   kandinsky_video.pt                 keyframe U-Net, projections, null embedding
@@ -23,29 +25,22 @@ const EXPECTED = `A weights folder holds the Kandinsky Video 1.0 release as ai-f
                                      model.safetensors or model.safetensors.index.json + shards
 Each .pt may instead be the .safetensors that \`kandinsky convert\` writes from it.`;
 
-async function firstExisting(dir: string, names: readonly string[]): Promise<string | undefined> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  for (const n of names) {
-    const p = path.join(dir, n);
-    if (await fs.stat(p).then(() => true, () => false)) return p;
-  }
+async function firstExisting(folder: Folder, names: readonly string[]): Promise<string | undefined> {
+  for (const n of names) if (await hasFile(folder, n)) return n;
   return undefined;
 }
 
-export async function resolveWeightsFolder(dir: string): Promise<WeightsFolder> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) throw new KandinskyError(`--weights ${dir}: not a folder.\n${EXPECTED}`);
-  const file = (base: string) => firstExisting(dir, [`${base}.safetensors`, `${base}.pt`]);
+export async function resolveWeightsFolder(weights: FolderLike): Promise<WeightsFolder> {
+  if (typeof weights === 'string' && (await pathKind(weights)) !== 'dir') throw new KandinskyError(`--weights ${weights}: not a folder.\n${EXPECTED}`);
+  const folder = asFolder(weights);
+  const file = (base: string) => firstExisting(folder, [`${base}.safetensors`, `${base}.pt`]);
   const keyframe = await file('kandinsky_video');
   const interpolation = await file('kandinsky_video_interpolation');
   const movq = await file('movq');
-  let textEncoder: string | undefined;
+  let textEncoder: Folder | undefined;
   for (const sub of ['flan-ul2', 'flan_ul2', 'text_encoder', 't5']) {
-    const d = path.join(dir, sub);
-    if (await fs.stat(path.join(d, 'config.json')).then(() => true, () => false)) {
-      textEncoder = d;
+    if (await hasFile(folder, `${sub}/config.json`)) {
+      textEncoder = subfolder(folder, sub);
       break;
     }
   }
@@ -55,6 +50,6 @@ export async function resolveWeightsFolder(dir: string): Promise<WeightsFolder> 
     movq ? null : 'movq.pt',
     textEncoder ? null : 'flan-ul2/config.json',
   ].filter((m): m is string => m !== null);
-  if (missing.length) throw new KandinskyError(`--weights ${dir}: missing ${missing.join(', ')}.\n${EXPECTED}`);
-  return { dir, keyframe: keyframe!, interpolation: interpolation!, movq: movq!, textEncoder: textEncoder! };
+  if (missing.length) throw new KandinskyError(`weights ${folder.name}: missing ${missing.join(', ')}.\n${EXPECTED}`);
+  return { folder, keyframe: keyframe!, interpolation: interpolation!, movq: movq!, textEncoder: textEncoder! };
 }

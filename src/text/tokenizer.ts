@@ -21,9 +21,13 @@
 // (a ZWJ becomes a space) and appends '</s>' after a literal '</s>'. So this
 // file implements the model itself; it needs no package.
 import { FormatError } from '../errors.ts';
+import { type FolderLike, asFolder, readAll, readText } from '../io/folder.ts';
 
 /** Upstream's tokens_length: prompts are cut or padded to this many ids. */
 export const T5_MAX_TOKENS = 128;
+
+/** Tokenizer files larger than this are refused (Flan-UL2's tokenizer.json is 2.4 MB). */
+const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
 /** T5Tokenizer's default number of <extra_id_N> sentinels. */
 export const T5_EXTRA_IDS = 100;
 
@@ -344,15 +348,13 @@ export class T5Tokenizer {
   // -------------------------------------------------------------------------
 
   /** Loads `tokenizer.json` from a folder, or `spiece.model` when there is no tokenizer.json. */
-  static async fromDir(dir: string): Promise<T5Tokenizer> {
-    const fs = await import('node:fs/promises');
-    const path = await import('node:path');
-    const json = path.join(dir, 'tokenizer.json');
-    const spiece = path.join(dir, 'spiece.model');
-    const exists = async (p: string) => fs.stat(p).then(() => true, () => false);
-    if (await exists(json)) return T5Tokenizer.fromTokenizerJson(await fs.readFile(json, 'utf8'), json);
-    if (await exists(spiece)) return T5Tokenizer.fromSentencePieceModel(new Uint8Array(await fs.readFile(spiece)), spiece);
-    throw new FormatError(dir, 'no tokenizer here: expected tokenizer.json (Hugging Face) or spiece.model (SentencePiece)');
+  static async fromDir(dir: FolderLike): Promise<T5Tokenizer> {
+    const folder = asFolder(dir);
+    const json = await folder.open('tokenizer.json');
+    if (json) return T5Tokenizer.fromTokenizerJson(await readText(json, MAX_TOKENIZER_BYTES), json.name);
+    const spiece = await folder.open('spiece.model');
+    if (spiece) return T5Tokenizer.fromSentencePieceModel(await readAll(spiece, MAX_TOKENIZER_BYTES), spiece.name);
+    throw new FormatError(folder.name, 'no tokenizer here: expected tokenizer.json (Hugging Face) or spiece.model (SentencePiece)');
   }
 
   /**

@@ -2,6 +2,10 @@
 // (spec §7: every size and the activation come from there). Field names are
 // the config's own; missing keys take transformers' T5Config defaults.
 import { FormatError } from '../../errors.ts';
+import { type Folder, localFolder, readText } from '../../io/folder.ts';
+
+/** Config files larger than this are refused (real ones are about 1 KB). */
+const MAX_CONFIG_BYTES = 1 << 20;
 
 export type T5Activation = 'relu' | 'gelu' | 'gelu_new' | 'silu';
 
@@ -115,20 +119,22 @@ export function parseT5Config(raw: unknown, file = 'config.json'): T5Config {
   return config;
 }
 
-/** Reads and validates `<dir>/config.json` (or a config file path). */
-export async function readT5Config(path: string): Promise<T5Config> {
-  const fs = await import('node:fs/promises');
+/** Reads and validates a T5 `config.json`: a local path, or a path inside a folder. */
+export async function readT5Config(path: string, folder: Folder = localFolder('')): Promise<T5Config> {
+  const source = await folder.open(path);
+  const name = source?.name ?? path;
   let text: string;
   try {
-    text = await fs.readFile(path, 'utf8');
+    if (!source) throw new Error('no such file');
+    text = await readText(source, MAX_CONFIG_BYTES);
   } catch (e) {
-    throw new FormatError(path, `cannot read the T5 config: ${(e as Error).message}`);
+    throw new FormatError(name, `cannot read the T5 config: ${(e as Error).message}`);
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new FormatError(path, `not valid JSON: ${(e as Error).message}`);
+    throw new FormatError(name, `not valid JSON: ${(e as Error).message}`);
   }
-  return parseT5Config(raw, path);
+  return parseT5Config(raw, name);
 }

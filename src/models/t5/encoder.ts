@@ -12,6 +12,8 @@
 import type { Gpu } from '../../gpu/gpu.ts';
 import { FormatError, ShapeError } from '../../errors.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
+import { type FolderLike, asFolder, hasFile } from '../../io/folder.ts';
+import { openCheckpointIn } from '../../io/open.ts';
 import { type LoadOptions, type Param, WeightBuilder, checkWeights, loadWeights, releaseWeights } from '../../nn/weights.ts';
 import { attention } from '../../ops/attention.ts';
 import { add, gelu, geluTanh, mul, relu, silu } from '../../ops/elementwise.ts';
@@ -365,13 +367,10 @@ export async function loadT5Encoder(gpu: Gpu, config: T5Config, ckpt: Checkpoint
 export const T5_WEIGHT_FILES = ['model.safetensors.index.json', 'model.safetensors', 'pytorch_model.bin.index.json', 'pytorch_model.bin'];
 
 /** Opens the weights of a Hugging Face T5 folder (sharded or not, safetensors or torch). */
-export async function openT5Checkpoint(dir: string): Promise<Checkpoint> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  const { openCheckpointFile } = await import('../../io/open.ts');
+export async function openT5Checkpoint(dir: FolderLike): Promise<Checkpoint> {
+  const folder = asFolder(dir);
   for (const name of T5_WEIGHT_FILES) {
-    const p = path.join(dir, name);
-    if (await fs.stat(p).then(() => true, () => false)) return openCheckpointFile(p);
+    if (await hasFile(folder, name)) return openCheckpointIn(folder, name);
   }
-  throw new FormatError(dir, `no T5 weights: expected one of ${T5_WEIGHT_FILES.join(', ')}`);
+  throw new FormatError(folder.name, `no T5 weights: expected one of ${T5_WEIGHT_FILES.join(', ')}`);
 }
