@@ -4,6 +4,7 @@
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { ShaderCompileError } from '../errors.ts';
 import { listPackageDir, packageUrl, readPackageText } from '../platform.ts';
+import { usesSubgroups, withoutSubgroups } from './subgroupFree.ts';
 
 /** Kernel families: the .wgsl files in kernels/, without the suffix. */
 export async function kernelFiles(): Promise<string[]> {
@@ -89,20 +90,24 @@ export function kernelUrl(file: string): URL {
 
 /** Loads, validates and reflects one kernel file; compile errors name file and line. */
 export async function loadKernel(device: GPUDevice, file: string, source?: string): Promise<KernelModule> {
+  const where = `kernels/${file}.wgsl`;
   source ??= await readPackageText(kernelUrl(file));
+  const code = usesSubgroups(source) && !device.features.has('subgroups') ? withoutSubgroups(where, source) : source;
   // The scope keeps an invalid module's validation error out of the device's
-  // uncaptured errors: it is reported below, with file and line.
+  // uncaptured errors: it is reported below, with file and line. It is popped
+  // before any await, so that kernels loaded concurrently keep their own scopes.
   device.pushErrorScope('validation');
-  const module = device.createShaderModule({ code: source, label: `kernels/${file}.wgsl` });
+  const module = device.createShaderModule({ code, label: where });
+  const popped = device.popErrorScope();
   const info = await module.getCompilationInfo();
-  const scoped = await device.popErrorScope();
+  const scoped = await popped;
   const errors = info.messages.filter((m) => m.type === 'error');
   if (errors.length) {
     throw new ShaderCompileError(
-      `kernels/${file}.wgsl`,
-      errors.map((m) => `kernels/${file}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`),
+      where,
+      errors.map((m) => `${where}:${m.lineNum}:${m.linePos}: ${m.message}`),
     );
   }
-  if (scoped) throw new ShaderCompileError(`kernels/${file}.wgsl`, [scoped.message]);
-  return { file, source, module, ...reflectKernel(file, source) };
+  if (scoped) throw new ShaderCompileError(where, [scoped.message]);
+  return { file, source: code, module, ...reflectKernel(file, code) };
 }

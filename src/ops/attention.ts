@@ -117,6 +117,10 @@ export function selectAttentionVariant(gpu: Gpu, headDim: number, requested = en
     return requested as AttentionVariant;
   }
   if (headDim > MAX_FUSED_HEAD_DIM) return 'naive';
+  // Deno 2.9's WGSL compiler (Naga 29) panics translating the fused entry to
+  // SPIR-V ("Expression [130] is not cached", the whole process aborts); the
+  // naive entry compiles there.
+  if (gpu.info.runtime === 'deno') return 'naive';
   if (!info.software) return 'tiled';
   return info.subgroupSize !== null ? 'subgroup' : 'direct';
 }
