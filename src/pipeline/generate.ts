@@ -3,7 +3,7 @@
 // Stage by stage, each model is loaded when its stage starts and released
 // when it ends, so the peak is the largest stage, not the sum.
 import { Gpu } from '../gpu/gpu.ts';
-import { KandinskyError, UsageError } from '../errors.ts';
+import { DeviceLimitError, KandinskyError, UsageError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import { type Folder, type FolderLike, readText } from '../io/folder.ts';
 import { openCheckpointIn } from '../io/open.ts';
@@ -11,6 +11,7 @@ import { type GuidedModel, sample } from '../diffusion/sampler.ts';
 import { makeSchedule } from '../diffusion/schedule.ts';
 import { concat, slice } from '../ops/layout.ts';
 import { type MoVQConfig, IMAGE_MOVQ, downFactor, parseMoVQConfig } from '../models/movq/config.ts';
+import { decodeCost } from '../models/movq/cost.ts';
 import { MoVQ } from '../models/movq/movq.ts';
 import { type Conditioning, conditionPrompt, loadKandinskyProjection, nullConditioning, readNullEmbedding } from '../models/t5/conditioning.ts';
 import { readT5Config } from '../models/t5/config.ts';
@@ -47,6 +48,8 @@ export interface GenerateOptions {
   decodeChunkMode?: 'upstream' | 'overlap';
   gpu?: Gpu;
   onProgress?: (p: Progress) => void;
+  /** Each frame as soon as it is decoded, in order. */
+  onFrame?: (frame: RgbFrame, index: number) => void;
   signal?: AbortSignal;
 }
 
@@ -105,7 +108,7 @@ async function modelConfigs(folder: Folder): Promise<ModelConfigs> {
   };
 }
 
-export function validateOptions(o: GenerateOptions): Required<Omit<GenerateOptions, 'negativePrompt' | 'gpu' | 'onProgress' | 'signal' | 'decodeChunkFrames'>> & GenerateOptions {
+export function validateOptions(o: GenerateOptions): Required<Omit<GenerateOptions, 'negativePrompt' | 'gpu' | 'onProgress' | 'onFrame' | 'signal' | 'decodeChunkFrames'>> & GenerateOptions {
   const full = {
     fps: 'medium' as FrameRate,
     width: 512,
@@ -129,6 +132,23 @@ export function validateOptions(o: GenerateOptions): Required<Omit<GenerateOptio
   }
   if (typeof full.prompt !== 'string') throw new UsageError('prompt must be a string');
   return full;
+}
+
+/**
+ * Fails at once, not after minutes of sampling, when the adapter cannot bind
+ * the decoder's largest activation of one frame at this size.
+ */
+function checkFrameFits(gpu: Gpu, movq: MoVQConfig, o: { width: number; height: number }, latentH: number, latentW: number): void {
+  const cost = decodeCost(movq, 1, latentH, latentW);
+  if (cost.maxFrameBytes > gpu.maxBinding) {
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    throw new DeviceLimitError(
+      'maxStorageBufferBindingSize',
+      cost.maxFrameBytes,
+      gpu.maxBinding,
+      `${o.width}x${o.height} video: the decoder's largest activation of one frame, ${cost.maxFrameWhere} f32, is ${mib(cost.maxFrameBytes)}, over this adapter's ${mib(gpu.maxBinding)}; choose a smaller size`,
+    );
+  }
 }
 
 /** Noise streams, one per stage, so stages never share random numbers. */
@@ -158,6 +178,7 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
   };
   const latentH = o.height / downFactor(configs.movq);
   const latentW = o.width / downFactor(configs.movq);
+  checkFrameFits(gpu, configs.movq, o, latentH, latentW);
   const keyframeCkpt = await openCheckpointIn(folder.folder, folder.keyframe);
   const schedule = makeSchedule({ schedule: 'cosine', timesteps: o.steps, percentile: 0.98 });
   let frames: RgbFrame[] = [];
@@ -374,7 +395,9 @@ async function decode(
         for (let i = 0; i < k; i++) {
           // pixels = (x + 1) / 2, clipped and truncated to 8 bits by planarToRgb8
           const px = data.subarray(i * per, (i + 1) * per).map((v) => (v + 1) / 2);
-          frames.push(planarToRgb8(px, ww, hh));
+          const frame = planarToRgb8(px, ww, hh);
+          o.onFrame?.(frame, frames.length);
+          frames.push(frame);
         }
         progress(frames.length, total);
       },

@@ -57,6 +57,14 @@ describe('text to video pipeline', () => {
     await expect(run({ weights: dir })).rejects.toThrow(/missing kandinsky_video\.pt, kandinsky_video_interpolation\.pt, flan-ul2\/config\.json[\s\S]*KandinskyVideo/);
   });
 
+  it("a size whose decoder activations exceed the adapter's binding limit fails at once, naming the limit", async () => {
+    // The demo decoder's first level has 32 channels at full resolution: 128 bytes a pixel.
+    const side = 64 * Math.ceil(Math.sqrt((await testGpu()).maxBinding / 128) / 64 + 1);
+    const t0 = performance.now();
+    await expect(run({ width: side, height: side })).rejects.toThrow(/choose a smaller size: needs maxStorageBufferBindingSize/);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
   it('rejects bad sizes and steps', async () => {
     await expect(run({ width: 100 })).rejects.toThrow(/multiple of 64/);
     await expect(run({ steps: 0 })).rejects.toThrow(/steps must be an integer/);
