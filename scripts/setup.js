@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Bootstraps a fresh clone before `npm test`, `npm run demo` and `npm run bench`:
-// installs npm packages when node_modules is missing, and a software Vulkan
+// installs npm packages when node_modules is missing, a software Vulkan
 // driver (Mesa 25 lavapipe from Debian bookworm-backports) when no WebGPU
-// adapter is found and apt is available. Plain Node, no dependencies.
+// adapter is found, and Debian's chromium for the browser test when it is
+// missing, these two when apt is available. Plain Node, no dependencies.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -80,7 +81,17 @@ function installLavapipe() {
   }
 }
 
+// The browser test drives Debian's chromium (never a browser download).
+function ensureChromium() {
+  if (existsSync('/usr/bin/chromium') || !aptAvailable()) return;
+  log('installing Debian chromium for the browser test');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update', '-q'], { env });
+  run('apt-get', ['install', '-y', '-q', 'chromium'], { env });
+}
+
 ensureNodeModules();
+ensureChromium();
 let adapter = probeAdapter();
 if (!adapter) {
   if (aptAvailable()) {

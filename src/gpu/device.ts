@@ -149,10 +149,12 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Opene
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const description = describeAdapter(adapter);
+  // Chrome names SwiftShader only in the architecture ("swiftshader") and
+  // reports isFallbackAdapter on the adapter's info, older runtimes on the adapter.
   const software =
     description.architecture === 'software' ||
-    SOFTWARE_NAMES.test(`${description.device} ${description.description}`) ||
-    Boolean((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
+    SOFTWARE_NAMES.test(`${description.architecture} ${description.device} ${description.description}`) ||
+    Boolean((adapter.info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
   const info: DeviceInfo = {
     runtime,
     runtimeVersion: await runtimeVersion(runtime),
