@@ -12,12 +12,19 @@ import { generateVideo } from '../src/pipeline/generate.ts';
 declare const Deno: {
   readDir(p: string | URL): AsyncIterable<{ name: string; isDirectory: boolean }>;
   readTextFile(p: string | URL): Promise<string>;
+  stat(p: string | URL): Promise<unknown>;
   exit(code: number): never;
 };
 
 const root = new URL('../', import.meta.url);
 const casesRoot = new URL('test/fixtures/parity/', root);
 const log = (line: string) => console.error(`[deno-check] ${line}`);
+
+const demoWeights = new URL('weights/demo/', root);
+if (!(await Deno.stat(new URL('config.json', demoWeights)).then(() => true, () => false))) {
+  console.error(`[deno-check] ${demoWeights.pathname} is missing: build the demo set in Node first (npm run demo).`);
+  Deno.exit(2);
+}
 
 const caseNames: string[] = [];
 for await (const e of Deno.readDir(casesRoot)) if (e.isDirectory) caseNames.push(e.name);
@@ -37,7 +44,7 @@ for (const name of caseNames) {
 }
 
 const t0 = performance.now();
-const video = await generateVideo({ ...CHECK_VIDEO, weights: new URL('weights/demo/', root).pathname, gpu });
+const video = await generateVideo({ ...CHECK_VIDEO, weights: demoWeights.pathname, gpu });
 log(`pipeline: ${video.frames.length} frames in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 gpu.destroy();
 

@@ -40,7 +40,8 @@ export async function openCheckpoint(source: ByteSource): Promise<Checkpoint> {
 /** A local checkpoint file by content, or a sharded checkpoint through its `*.index.json`. */
 export async function openCheckpointFile(path: string): Promise<Checkpoint> {
   const cut = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
-  return openCheckpointIn(localFolder(path.slice(0, Math.max(cut, 0))), path.slice(cut + 1));
+  const dir = cut < 0 ? '' : path.slice(0, cut) || '/';
+  return openCheckpointIn(localFolder(dir), path.slice(cut + 1));
 }
 
 /** The checkpoint at `path` in `folder`: by content, or sharded through its `*.index.json`. */
