@@ -3,6 +3,7 @@
 // a readback, an upload or a batch limit flushes it.
 import { DeviceLimitError, GpuError, ShaderCompileError } from '../errors.ts';
 import { type DeviceInfo, type OpenDeviceOptions, openDevice } from './device.ts';
+import type { OpProfile } from './profile.ts';
 import { type BindingInfo, type EntryInfo, type KernelModule, kernelFiles, loadKernel } from './kernels.ts';
 import { BufferPool } from './pool.ts';
 
@@ -57,6 +58,8 @@ function isRange(b: Binding): b is BufferRange {
 
 export class Gpu {
   readonly pool: BufferPool;
+  /** Counts dispatches per kernel family while set; with dryRun, instead of running them. */
+  profile: OpProfile | null = null;
   private readonly modules = new Map<string, KernelModule>();
   private readonly pipelines = new Map<string, Pipeline>();
   private encoder: GPUCommandEncoder | null = null;
@@ -95,8 +98,12 @@ export class Gpu {
     return gpu;
   }
 
+  /**
+   * The largest storage binding. A dry run costs a model as a GPU with large
+   * bindings runs it (no tensor split into parts), up to the buffer size.
+   */
   get maxBinding(): number {
-    return this.device.limits.maxStorageBufferBindingSize;
+    return this.profile?.dryRun ? this.device.limits.maxBufferSize : this.device.limits.maxStorageBufferBindingSize;
   }
 
   /** Replaces or adds a kernel from source text (tests, benchmarks' peers). */
@@ -181,6 +188,10 @@ export class Gpu {
    */
   dispatch(call: KernelCall, bindings: Readonly<Record<string, Binding>>, workgroups: readonly number[]): void {
     this.assertAlive();
+    if (this.profile) {
+      this.profile.dispatch(call.kernel, bindings);
+      if (this.profile.dryRun) return;
+    }
     const p = this.pipeline(call);
     const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
     const [x, y = 1, z = 1] = workgroups;
