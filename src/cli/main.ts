@@ -16,7 +16,7 @@ Commands:
   generate "<prompt>" --weights DIR --out FILE [--negative TEXT] [--fps low|medium|high]
            [--size 512x512] [--steps 50] [--guidance 5] [--interpolation-guidance 0.25]
            [--seed N] [--dtype f16|f32] [--decode-chunk N] [--decode-mode upstream|overlap]
-           [--force] [--json]                     text to video (.mp4, .gif, .png, or a folder of PNG frames)
+           [--force] [--json]                     text to video (.mp4, .webp, .gif, .png, or a folder of PNG frames)
   demo [--out demo.gif] [--steps N] [--fps low|medium|high]
                                                   the whole pipeline on small untrained demo weights
   tokenize "<prompt>" --tokenizer DIR [--negative TEXT]
@@ -104,7 +104,7 @@ const commands: Record<string, Command> = {
     });
     if (positional.length !== 1) throw new UsageError('generate: give exactly one prompt (quote it)');
     if (!flags.weights) throw new UsageError('generate: --weights DIR is required (the release folder; see README)');
-    if (!flags.out) throw new UsageError('generate: --out FILE is required (.mp4, .gif, .png or a folder/)');
+    if (!flags.out) throw new UsageError('generate: --out FILE is required (.mp4, .webp, .gif, .png or a folder/)');
     const { parseSize, runGenerate } = await import('./generate.ts');
     return runGenerate({
       prompt: positional[0],
