@@ -66,5 +66,9 @@ export interface Peak {
  */
 export interface BenchReport {
   name: string;
+  /** Only when a filter names it (`npm run bench -- <name>`): too slow for the default run. */
+  explicit?: boolean;
+  /** Op rows (op and shape) the report reads: run with it even when the filter leaves them out. */
+  needs?: readonly { op: string; shape: string }[];
   run(ctx: { gpu: Gpu; rows: readonly OpResult[]; peak: Peak; quick: boolean }): Promise<{ rows: OpResult[]; text: string; json: unknown }>;
 }

@@ -1,6 +1,6 @@
-// The whole pipeline (issue #6): the demo generation (`npm run demo`: tiny
-// untrained models, 64×64, fps high, 12 steps) timed stage by stage with its
-// peak device memory, then a projection of a real 512×512 medium-fps
+// `npm run bench -- pipeline` (minutes, so not in the default run): the demo
+// generation (`npm run demo`: tiny untrained models, 64×64, fps high, 12
+// steps) timed stage by stage with its peak device memory, then a projection of a real 512×512 medium-fps
 // generation (src/pipeline/projection.ts: the real models' work counted per
 // kernel family on a dry-run GPU) from this run's measured throughput, and
 // on a GPU of a stated throughput.
@@ -36,6 +36,8 @@ const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60
 export const reports: BenchReport[] = [
   {
     name: 'pipeline',
+    explicit: true,
+    needs: Object.values(REPRESENTATIVE),
     async run({ gpu, rows, peak }) {
       const weights = await ensureDemoWeights();
       const t0 = performance.now();
@@ -78,7 +80,7 @@ export const reports: BenchReport[] = [
       table.forEach((t, i) => lines.push(`${t.stage} | ${t.calls} | ${t.tflop.toFixed(1)} | ${onHere ? hours(onHere[i].seconds) : '-'} | ${hours(onGpu[i].seconds)}`));
       const total = (p: { seconds: number }[]) => p.reduce((a, s) => a + s.seconds, 0);
       lines.push(`total | | ${table.reduce((a, t) => a + t.tflop, 0).toFixed(1)} | ${onHere ? hours(total(onHere)) : '-'} | ${hours(total(onGpu))}`);
-      if (missing.length) lines.push(`this device: not projected, the bench rows ${missing.join(', ')} were not run (run the whole bench)`);
+      if (missing.length) lines.push(`this device: not projected, the bench rows ${missing.join(', ')} have no throughput`);
       else lines.push(`this device's throughput: ${Object.entries(here.gflops).map(([f, v]) => `${f} ${v.toFixed(1)} GFLOP/s`).join(', ')}, memory-bound kernels at ${here.gbps.toFixed(1)} GB/s`);
       lines.push(`GPU: ${GPU.name}`);
       return {

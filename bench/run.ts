@@ -1,6 +1,7 @@
 // `npm run bench [-- filter...] [--json] [--quick]`: runs every case of
 // bench/*.bench.ts whose op, family or shape contains a filter, and prints a
-// table; --json also writes bench/results/<UTC date-time>.json in the shared
+// table, then the model-level reports (those marked explicit only when a
+// filter names them, with the op rows they need); --json also writes bench/results/<UTC date-time>.json in the shared
 // format (../shared/design/bench-results.md).
 import { Gpu } from '../src/gpu/gpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
@@ -71,14 +72,23 @@ async function loadBenches(filters: string[]): Promise<{ cases: BenchCase[]; rep
   const dir = new URL('./', import.meta.url);
   const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.bench.ts')).sort();
   const cases: BenchCase[] = [];
+  // Cases the filters leave out, which a report may still need.
+  const all: BenchCase[] = [];
   const reports: BenchReport[] = [];
   const wanted = (hay: string) => filters.length === 0 || filters.some((q) => hay.includes(q));
   for (const f of files) {
     const family = f.slice(0, -'.bench.ts'.length);
     const mod = (await import(new URL(f, dir).href)) as { benches?: BenchCase[]; reports?: BenchReport[] };
-    for (const c of mod.benches ?? []) if (wanted(`${family} ${c.op} ${c.shape} ${c.variant}`)) cases.push(c);
-    for (const r of mod.reports ?? []) if (wanted(`${family} ${r.name}`)) reports.push(r);
+    for (const c of mod.benches ?? []) {
+      if (wanted(`${family} ${c.op} ${c.shape} ${c.variant}`)) cases.push(c);
+      else all.push(c);
+    }
+    for (const r of mod.reports ?? []) {
+      if (r.explicit ? filters.some((q) => `${family} ${r.name}`.includes(q)) : wanted(`${family} ${r.name}`)) reports.push(r);
+    }
   }
+  const needed = reports.flatMap((r) => r.needs ?? []);
+  cases.push(...all.filter((c) => needed.some((n) => n.op === c.op && n.shape === c.shape)));
   return { cases, reports };
 }
 
