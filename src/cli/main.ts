@@ -12,7 +12,7 @@ Commands:
   convert <in.pt|in.safetensors> <out.safetensors> [--dtype f16|f32]
                                                   convert a checkpoint without Python, tensor by tensor
   parity <case-dir>... [--json]                   run parity cases (../shared/design/parity-cases.md)
-  bench [filter...] [--json] [--quick]            kernel microbenchmarks
+  bench [filter...] [--json] [--quick]            kernel and model benchmarks ("bench pipeline": demo + projection)
   generate "<prompt>" --weights DIR --out FILE [--negative TEXT] [--fps low|medium|high]
            [--size 512x512] [--steps 50] [--guidance 5] [--interpolation-guidance 0.25]
            [--seed N] [--dtype f16|f32] [--decode-chunk N] [--decode-mode upstream|overlap]
