@@ -1,6 +1,22 @@
 // Typed errors. Every failure a user can cause names the file, tensor, key or
 // limit involved, so the message alone says what to fix.
 
+/**
+ * A value from an untrusted file, for an error message: its JSON, cut to
+ * `max` characters. Values too deeply nested to serialise are summarised, so
+ * quoting one can never overflow the stack.
+ */
+export function quoteValue(v: unknown, max = 80): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    text = Array.isArray(v) ? '[a deeply nested list]' : '{a deeply nested object}';
+  }
+  if (text === undefined) return String(v);
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
+}
+
 export class KandinskyError extends Error {
   override name = 'KandinskyError';
 }
