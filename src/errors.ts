@@ -39,6 +39,24 @@ export class DeviceLimitError extends KandinskyError {
   }
 }
 
+/** A run would need more memory than the adapter or the machine offers: refused before it starts. */
+export class ResourceError extends KandinskyError {
+  override name = 'ResourceError';
+  constructor(
+    what: string,
+    readonly needed: number,
+    readonly available: number,
+    source: string,
+  ) {
+    super(`${what} needs ${formatBytes(needed)}, ${formatBytes(available)} available (${source})`);
+  }
+}
+
+/** Bytes for messages: MiB, or GiB from 1 GiB up. */
+export function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
 /** WGSL failed to compile or a pipeline failed validation. */
 export class ShaderCompileError extends KandinskyError {
   override name = 'ShaderCompileError';

@@ -2,7 +2,7 @@
 // and pipeline caches, and one command encoder that batches dispatches until
 // a readback, an upload or a batch limit flushes it.
 import { DeviceLimitError, GpuError, ShaderCompileError } from '../errors.ts';
-import { type DeviceInfo, type OpenDeviceOptions, openDevice } from './device.ts';
+import { type DeviceInfo, type OpenDeviceOptions, type OpenedDevice, openDevice } from './device.ts';
 import { type BindingInfo, type EntryInfo, type KernelModule, kernelFiles, loadKernel } from './kernels.ts';
 import { BufferPool } from './pool.ts';
 
@@ -88,7 +88,11 @@ export class Gpu {
 
   /** Opens a device and loads (validates, reflects) every kernel file. */
   static async open(options: OpenDeviceOptions = {}): Promise<Gpu> {
-    const { device, info } = await openDevice(options);
+    return Gpu.withKernels(await openDevice(options));
+  }
+
+  /** A device opened with openDevice (e.g. to check its limits first), with every kernel loaded. */
+  static async withKernels({ device, info }: OpenedDevice): Promise<Gpu> {
     const gpu = new Gpu(device, info);
     const loaded = await Promise.all((await kernelFiles()).map((f) => loadKernel(device, f)));
     for (const m of loaded) gpu.modules.set(m.file, m);

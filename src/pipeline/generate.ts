@@ -2,6 +2,7 @@
 // latents; one or two interpolation passes; MoVQ decoding in chunks; RGB.
 // Stage by stage, each model is loaded when its stage starts and released
 // when it ends, so the peak is the largest stage, not the sum.
+import { openDevice } from '../gpu/device.ts';
 import { Gpu } from '../gpu/gpu.ts';
 import { UsageError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
@@ -21,6 +22,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { T5Tokenizer } from '../text/tokenizer.ts';
 import { type RgbFrame, planarToRgb8 } from '../video/frames.ts';
 import type { WeightDType } from '../nn/weights.ts';
+import { checkResources, estimateRun, resourceLimits } from './resources.ts';
 import { readModelConfigs, resolveWeightsFolder } from './weightsFolder.ts';
 
 export type FrameRate = 'low' | 'medium' | 'high';
@@ -110,7 +112,22 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
   const o = validateOptions(options);
   const folder = await resolveWeightsFolder(o.weights);
   const configs = await readModelConfigs(o.weights);
-  const gpu = o.gpu ?? (await Gpu.open());
+  // Checked before any weights load: a run that cannot fit is refused with the numbers.
+  const estimate = estimateRun(configs, await readT5Config(`${folder.textEncoder}/config.json`), o);
+  const describe = `${o.width}x${o.height}, fps ${o.fps}, ${o.dtype} weights`;
+  let gpu = o.gpu;
+  if (gpu) {
+    checkResources(estimate, await resourceLimits(gpu.info), describe);
+  } else {
+    const opened = await openDevice();
+    try {
+      checkResources(estimate, await resourceLimits(opened.info), describe);
+    } catch (e) {
+      opened.device.destroy();
+      throw e;
+    }
+    gpu = await Gpu.withKernels(opened);
+  }
   const timings: StageTiming[] = [];
   let runPeak = 0;
   const stage = async <T>(name: StageName, fn: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> => {

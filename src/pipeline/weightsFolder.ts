@@ -87,7 +87,7 @@ export function parseModelConfigs(text: string, file: string): ModelConfigs {
 export async function readModelConfigs(dir: string): Promise<ModelConfigs> {
   const path = await import('node:path');
   const file = path.join(dir, 'config.json');
-  const text = await readJsonText(file, MAX_CONFIG_JSON_BYTES);
+  const text = await readJsonText(file, MAX_CONFIG_JSON_BYTES, true);
   if (text === null) return { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
   return parseModelConfigs(text, file);
 }
