@@ -2,26 +2,28 @@
 // latents; one or two interpolation passes; MoVQ decoding in chunks; RGB.
 // Stage by stage, each model is loaded when its stage starts and released
 // when it ends, so the peak is the largest stage, not the sum.
+import { openDevice } from '../gpu/device.ts';
 import { Gpu } from '../gpu/gpu.ts';
-import { KandinskyError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import { openCheckpointFile } from '../io/open.ts';
 import { type GuidedModel, sample } from '../diffusion/sampler.ts';
 import { makeSchedule } from '../diffusion/schedule.ts';
 import { concat, slice } from '../ops/layout.ts';
-import { type MoVQConfig, IMAGE_MOVQ, downFactor, parseMoVQConfig } from '../models/movq/config.ts';
+import { type MoVQConfig, downFactor } from '../models/movq/config.ts';
 import { MoVQ } from '../models/movq/movq.ts';
 import { type Conditioning, conditionPrompt, loadKandinskyProjection, nullConditioning, readNullEmbedding } from '../models/t5/conditioning.ts';
 import { readT5Config } from '../models/t5/config.ts';
 import { openT5Checkpoint, t5EncoderFor } from '../models/t5/encoder.ts';
-import { type UNetConfig, parseUNetConfig, presetConfig } from '../models/unet/config.ts';
+import type { UNetConfig } from '../models/unet/config.ts';
 import { type UNet, loadUNet } from '../models/unet/unet.ts';
 import { tidy } from '../tensor/scope.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { T5Tokenizer } from '../text/tokenizer.ts';
 import { type RgbFrame, planarToRgb8 } from '../video/frames.ts';
 import type { WeightDType } from '../nn/weights.ts';
-import { resolveWeightsFolder } from './weightsFolder.ts';
+import { checkResources, estimateRun, resourceLimits } from './resources.ts';
+import { readModelConfigs, resolveWeightsFolder } from './weightsFolder.ts';
 
 export type FrameRate = 'low' | 'medium' | 'high';
 
@@ -77,35 +79,6 @@ export interface GenerateResult {
   peakBytes: number;
 }
 
-/**
- * Model configurations: the released ones, or, when the weights folder has a
- * `config.json` ({"keyframe", "interpolation", "movq"}), those (e.g. the demo set).
- */
-interface ModelConfigs {
-  keyframe: UNetConfig;
-  interpolation: UNetConfig;
-  movq: MoVQConfig;
-}
-
-async function modelConfigs(dir: string): Promise<ModelConfigs> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  const file = path.join(dir, 'config.json');
-  const text = await fs.readFile(file, 'utf8').catch(() => null);
-  if (text === null) return { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new KandinskyError(`${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  return {
-    keyframe: parseUNetConfig(raw.keyframe, `${file} keyframe`),
-    interpolation: parseUNetConfig(raw.interpolation, `${file} interpolation`),
-    movq: parseMoVQConfig(raw.movq, `${file} movq`),
-  };
-}
-
 export function validateOptions(o: GenerateOptions): Required<Omit<GenerateOptions, 'negativePrompt' | 'gpu' | 'onProgress' | 'signal' | 'decodeChunkFrames'>> & GenerateOptions {
   const full = {
     fps: 'medium' as FrameRate,
@@ -138,8 +111,23 @@ const STREAM = { keyframes: 1, 'interpolation 1': 2, 'interpolation 2': 3 } as c
 export async function generateVideo(options: GenerateOptions): Promise<GenerateResult> {
   const o = validateOptions(options);
   const folder = await resolveWeightsFolder(o.weights);
-  const configs = await modelConfigs(o.weights);
-  const gpu = o.gpu ?? (await Gpu.open());
+  const configs = await readModelConfigs(o.weights);
+  // Checked before any weights load: a run that cannot fit is refused with the numbers.
+  const estimate = estimateRun(configs, await readT5Config(`${folder.textEncoder}/config.json`), o);
+  const describe = `${o.width}x${o.height}, fps ${o.fps}, ${o.dtype} weights`;
+  let gpu = o.gpu;
+  if (gpu) {
+    checkResources(estimate, await resourceLimits(gpu.info), describe);
+  } else {
+    const opened = await openDevice();
+    try {
+      checkResources(estimate, await resourceLimits(opened.info), describe);
+    } catch (e) {
+      opened.device.destroy();
+      throw e;
+    }
+    gpu = await Gpu.withKernels(opened);
+  }
   const timings: StageTiming[] = [];
   let runPeak = 0;
   const stage = async <T>(name: StageName, fn: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> => {

@@ -1,6 +1,9 @@
 // Finds the files of a Kandinsky Video release in a folder: the upstream
 // release as published, or the same converted by `kandinsky convert`.
-import { KandinskyError } from '../errors.ts';
+import { FormatError, KandinskyError } from '../errors.ts';
+import { MAX_CONFIG_JSON_BYTES, parseJsonText, readJsonText } from '../io/jsonFile.ts';
+import { type MoVQConfig, IMAGE_MOVQ, parseMoVQConfig } from '../models/movq/config.ts';
+import { type UNetConfig, parseUNetConfig, presetConfig } from '../models/unet/config.ts';
 
 export interface WeightsFolder {
   dir: string;
@@ -57,4 +60,34 @@ export async function resolveWeightsFolder(dir: string): Promise<WeightsFolder> 
   ].filter((m): m is string => m !== null);
   if (missing.length) throw new KandinskyError(`--weights ${dir}: missing ${missing.join(', ')}.\n${EXPECTED}`);
   return { dir, keyframe: keyframe!, interpolation: interpolation!, movq: movq!, textEncoder: textEncoder! };
+}
+
+/**
+ * Model configurations: the released ones, or, when the weights folder has a
+ * `config.json` ({"keyframe", "interpolation", "movq"}), those (e.g. the demo set).
+ */
+export interface ModelConfigs {
+  keyframe: UNetConfig;
+  interpolation: UNetConfig;
+  movq: MoVQConfig;
+}
+
+/** The text of a weights folder's `config.json`, validated. */
+export function parseModelConfigs(text: string, file: string): ModelConfigs {
+  const raw = parseJsonText(text, file, MAX_CONFIG_JSON_BYTES);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FormatError(file, 'must hold an object {"keyframe", "interpolation", "movq"}');
+  const sections = raw as Record<string, unknown>;
+  return {
+    keyframe: parseUNetConfig(sections.keyframe, `${file} keyframe`),
+    interpolation: parseUNetConfig(sections.interpolation, `${file} interpolation`),
+    movq: parseMoVQConfig(sections.movq, `${file} movq`),
+  };
+}
+
+export async function readModelConfigs(dir: string): Promise<ModelConfigs> {
+  const path = await import('node:path');
+  const file = path.join(dir, 'config.json');
+  const text = await readJsonText(file, MAX_CONFIG_JSON_BYTES, true);
+  if (text === null) return { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
+  return parseModelConfigs(text, file);
 }
