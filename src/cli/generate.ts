@@ -26,6 +26,7 @@ function seconds(ms: number): string {
 
 export interface ProgressPrinter {
   update: (p: StageProgress) => void;
+  /** Ends the progress display (idempotent): call before printing anything else. */
   end: () => void;
 }
 
@@ -50,6 +51,7 @@ function progressPrinter(): ProgressPrinter {
     },
     end() {
       if (tty && current) process.stderr.write('\n');
+      current = '';
     },
   };
 }
@@ -69,16 +71,17 @@ export function summary(r: GenerateResult, out: string): string {
 
 /**
  * Runs a pipeline with progress on stderr; Ctrl-C aborts it cleanly, and
- * `run` writes its output only if it was not interrupted. Exit code 130 after
- * an interruption, with nothing written to `out`.
+ * `run` writes its output only if it was not interrupted (ending the
+ * progress display first). Exit code 130 after an interruption, with nothing
+ * written to `out`.
  */
-export async function runInterruptible(out: string, run: (signal: AbortSignal, onProgress: (p: StageProgress) => void) => Promise<void>): Promise<number> {
+export async function runInterruptible(out: string, run: (signal: AbortSignal, progress: ProgressPrinter) => Promise<void>): Promise<number> {
   const abort = new AbortController();
   const onSigint = () => abort.abort(new KandinskyError('interrupted'));
   process.once('SIGINT', onSigint);
   const printer = progressPrinter();
   try {
-    await run(abort.signal, printer.update);
+    await run(abort.signal, printer);
     printer.end();
     return 0;
   } catch (e) {
@@ -97,8 +100,9 @@ export async function runInterruptible(out: string, run: (signal: AbortSignal, o
 export async function runGenerate(o: GenerateCliOptions): Promise<number> {
   videoFormat(o.out);
   await checkOutputPath(o.out, o.force);
-  return runInterruptible(o.out, async (signal, onProgress) => {
-    const result = await generateVideo({ ...o, onProgress, signal });
+  return runInterruptible(o.out, async (signal, progress) => {
+    const result = await generateVideo({ ...o, onProgress: progress.update, signal });
+    progress.end();
     signal.throwIfAborted();
     await writeVideo(o.out, result.frames, { fps: result.fps, force: o.force });
     if (o.json) {

@@ -14,8 +14,9 @@ export interface ImageCliOptions extends Omit<ImageOptions, 'onProgress' | 'sign
 export async function runImage(o: ImageCliOptions): Promise<number> {
   if (!/\.png$/i.test(o.out)) throw new UsageError(`image: --out must name a .png file, got '${o.out}'`);
   await checkOutputPath(o.out, o.force);
-  return runInterruptible(o.out, async (signal, onProgress) => {
-    const r = await generateImage({ ...o, onProgress, signal });
+  return runInterruptible(o.out, async (signal, progress) => {
+    const r = await generateImage({ ...o, onProgress: progress.update, signal });
+    progress.end();
     signal.throwIfAborted();
     await writeVideo(o.out, [r.image], { fps: 1, force: o.force });
     if (o.json) {

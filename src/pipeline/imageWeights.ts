@@ -8,14 +8,14 @@
 //     weights/keymaps/kandinsky3-diffusers.json.
 import { KandinskyError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
-import { KeyMap, kandinsky3DiffusersKeyMap, mappedCheckpoint, prefixedCheckpoint } from '../io/keymap.ts';
+import { type KeyLayout, KeyMap, kandinsky3DiffusersKeyMap, mappedCheckpoint, prefixedCheckpoint } from '../io/keymap.ts';
 import { openCheckpointFile } from '../io/open.ts';
 import { type MoVQConfig, IMAGE_MOVQ, parseMoVQConfig } from '../models/movq/config.ts';
 import { T5_WEIGHT_FILES } from '../models/t5/encoder.ts';
 import { type UNetConfig, parseUNetConfig, presetConfig } from '../models/unet/config.ts';
 import { movqConfigFromDiffusers, unetConfigFromDiffusers } from './diffusersConfig.ts';
 
-export type ImageWeightsLayout = 'upstream' | 'diffusers';
+export type ImageWeightsLayout = KeyLayout;
 
 export interface ImageWeights {
   layout: ImageWeightsLayout;
@@ -36,7 +36,7 @@ export interface ImageWeights {
   readNullEmbedding(): Promise<Float32Array | null>;
 }
 
-export const IMAGE_WEIGHTS_EXPECTED = `A Kandinsky 3.0 weights folder is one of:
+const IMAGE_WEIGHTS_EXPECTED = `A Kandinsky 3.0 weights folder is one of:
   upstream (ai-forever/Kandinsky3.1 on the Hugging Face Hub, the folder or its weights/):
     kandinsky3.pt                  U-Net and null embedding ({'unet', 'null_embedding'})
     movq.pt                        MoVQ
