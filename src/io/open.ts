@@ -36,9 +36,9 @@ export async function openCheckpoint(source: ByteSource): Promise<Checkpoint> {
   );
 }
 
-/** A checkpoint file by content, or a sharded checkpoint through its `*.index.json`. */
+/** A checkpoint file by content, or a sharded checkpoint through its `*.index.json` (or a variant's `*.index.fp16.json`). */
 export async function openCheckpointFile(path: string): Promise<Checkpoint> {
-  return path.endsWith('.index.json') ? openShardedIndex(path) : openByContent(path);
+  return /\.index(\.[\w-]+)?\.json$/.test(path) ? openShardedIndex(path) : openByContent(path);
 }
 
 function unsafeShardPath(p: string): string | undefined {

@@ -12,17 +12,17 @@ import { makeSchedule } from '../diffusion/schedule.ts';
 import { concat, slice } from '../ops/layout.ts';
 import { type MoVQConfig, downFactor } from '../models/movq/config.ts';
 import { MoVQ } from '../models/movq/movq.ts';
-import { type Conditioning, conditionPrompt, loadKandinskyProjection, nullConditioning, readNullEmbedding } from '../models/t5/conditioning.ts';
+import { type Conditioning, nullConditioning, readNullEmbedding } from '../models/t5/conditioning.ts';
 import { readT5Config } from '../models/t5/config.ts';
-import { openT5Checkpoint, t5EncoderFor } from '../models/t5/encoder.ts';
 import type { UNetConfig } from '../models/unet/config.ts';
 import { type UNet, loadUNet } from '../models/unet/unet.ts';
 import { tidy } from '../tensor/scope.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { T5Tokenizer } from '../text/tokenizer.ts';
 import { type RgbFrame, planarToRgb8 } from '../video/frames.ts';
 import type { WeightDType } from '../nn/weights.ts';
 import { checkResources, estimateRun, resourceLimits } from './resources.ts';
+import { type StageProgress, type StageTimingOf, Stages } from './stages.ts';
+import { encodePrompt } from './text.ts';
 import { readModelConfigs, resolveWeightsFolder } from './weightsFolder.ts';
 
 export type FrameRate = 'low' | 'medium' | 'high';
@@ -53,20 +53,9 @@ export interface GenerateOptions {
 
 export type StageName = 'text' | 'keyframes' | 'interpolation 1' | 'interpolation 2' | 'decode';
 
-export interface Progress {
-  stage: StageName;
-  done: number;
-  total: number;
-  /** Milliseconds since the stage started. */
-  elapsedMs: number;
-}
+export type Progress = StageProgress<StageName>;
 
-export interface StageTiming {
-  stage: StageName;
-  ms: number;
-  /** Peak bytes the device held during the stage. */
-  peakBytes: number;
-}
+export type StageTiming = StageTimingOf<StageName>;
 
 export interface GenerateResult {
   frames: RgbFrame[];
@@ -128,30 +117,29 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
     }
     gpu = await Gpu.withKernels(opened);
   }
-  const timings: StageTiming[] = [];
-  let runPeak = 0;
-  const stage = async <T>(name: StageName, fn: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> => {
-    o.signal?.throwIfAborted();
-    gpu.pool.resetPeak();
-    const t0 = performance.now();
-    const progress = (done: number, total: number) => o.onProgress?.({ stage: name, done, total, elapsedMs: performance.now() - t0 });
-    progress(0, 1);
-    const out = await fn(progress);
-    await gpu.sync();
-    const peakBytes = gpu.pool.stats().peakDeviceBytes;
-    runPeak = Math.max(runPeak, peakBytes);
-    timings.push({ stage: name, ms: performance.now() - t0, peakBytes });
-    // Buffers cached for this stage's shapes are useless to the next model.
-    gpu.pool.trim();
-    return out;
-  };
+  const stages = new Stages<StageName>(gpu, o.onProgress, o.signal);
+  const stage = stages.run.bind(stages);
   const latentH = o.height / downFactor(configs.movq);
   const latentW = o.width / downFactor(configs.movq);
   const keyframeCkpt = await openCheckpointFile(folder.keyframe);
   const schedule = makeSchedule({ schedule: 'cosine', timesteps: o.steps, percentile: 0.98 });
   let frames: RgbFrame[] = [];
   try {
-    const { cond, uncond } = await stage('text', (progress) => encodeText(gpu, o, folder.textEncoder, keyframeCkpt, configs.keyframe, progress));
+    const { cond, uncond } = await stage('text', async (progress) =>
+      encodePrompt(
+        gpu,
+        {
+          ...o,
+          tokenizerDir: folder.textEncoder,
+          textEncoderDir: folder.textEncoder,
+          projection: keyframeCkpt,
+          projectionPrefix: 'projections.',
+          contextDim: configs.keyframe.context_dim!,
+          unconditional: await readNullEmbedding(keyframeCkpt),
+        },
+        progress,
+      ),
+    );
     let latents: Tensor;
     try {
       latents = await stage('keyframes', (progress) => sampleKeyframes(gpu, o, keyframeCkpt, configs.keyframe, schedule, cond, uncond, [latentH, latentW], progress));
@@ -178,36 +166,7 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
     await keyframeCkpt.close();
     if (!o.gpu) gpu.destroy();
   }
-  return { frames, fps: PLAYBACK_FPS[o.fps], width: o.width, height: o.height, timings, peakBytes: runPeak };
-}
-
-async function encodeText(
-  gpu: Gpu,
-  o: GenerateOptions & { dtype: WeightDType },
-  dir: string,
-  keyframeCkpt: Checkpoint,
-  unetConfig: UNetConfig,
-  progress: (done: number, total: number) => void,
-): Promise<{ cond: Conditioning; uncond: Conditioning }> {
-  const tokenizer = await T5Tokenizer.fromDir(dir);
-  const config = await readT5Config(`${dir}/config.json`);
-  const tokens = tokenizer.encodePrompt(o.prompt, o.negativePrompt);
-  const ckpt = await openT5Checkpoint(dir);
-  const projection = await loadKandinskyProjection(gpu, keyframeCkpt, { inDim: config.d_model, contextDim: unetConfig.context_dim!, dtype: o.dtype });
-  try {
-    const encoder = t5EncoderFor(config, ckpt);
-    const nullEmbedding = await readNullEmbedding(keyframeCkpt);
-    return await conditionPrompt(
-      gpu,
-      tokens,
-      (ids, mask, batch) => encoder.encodeStreaming(gpu, ckpt, ids, mask, { batch, dtype: o.dtype, onLayer: progress }),
-      projection,
-      nullEmbedding,
-    );
-  } finally {
-    projection.dispose();
-    await ckpt.close();
-  }
+  return { frames, fps: PLAYBACK_FPS[o.fps], width: o.width, height: o.height, timings: stages.timings, peakBytes: stages.peakBytes };
 }
 
 /** Rows of a [R, L, C] context stacked: the conditional rows, then the unconditional. */

@@ -30,7 +30,8 @@ export interface RunShape {
 }
 
 export interface StageEstimate {
-  stage: StageName;
+  /** A stage of generateVideo (StageName) or generateImage. */
+  stage: string;
   /** Device bytes of the stage's weights at the chosen dtype. */
   weightBytes: number;
   /** Device bytes of the activations the stage cannot do without. */
@@ -72,7 +73,7 @@ function textStage(t5: T5Config, unet: UNetConfig, dtype: WeightDType): StageEst
 }
 
 /** A U-Net stage over `rows` latent frames of size h × w (the guided batch: conditional and unconditional rows). */
-function unetStage(stage: StageName, c: UNetConfig, rows: number, h: number, w: number, dtype: WeightDType): StageEstimate {
+export function unetStage(stage: string, c: UNetConfig, rows: number, h: number, w: number, dtype: WeightDType): StageEstimate {
   const hidden = hiddenChannels(c);
   let rowBytes = 4 * c.num_channels * h * w;
   let rowWhere = `input [${c.num_channels}, ${h}, ${w}]`;
@@ -101,7 +102,7 @@ function unetStage(stage: StageName, c: UNetConfig, rows: number, h: number, w: 
   };
 }
 
-function decodeStage(c: MoVQConfig, frames: number, h: number, w: number, run: RunShape): StageEstimate {
+export function decodeStage(c: MoVQConfig, frames: number, h: number, w: number, run: Pick<RunShape, 'width' | 'height' | 'dtype' | 'decodeChunkFrames'>): StageEstimate {
   const cost = decodeCost(c, 1, h, w);
   const chunk = Math.min(frames, run.decodeChunkFrames ?? (isVideoDecoder(c) ? upstreamChunkFrames(frames) : 1));
   // Frames are read back as planar f32 per chunk and kept as 8-bit RGB.
