@@ -37,6 +37,14 @@ describe('text to video pipeline', () => {
     expect(medium.frames).toHaveLength(57);
   }, 600_000);
 
+  it('guidance 0 equals the conditional pass alone: the unconditional context (here a negative prompt) changes nothing', async () => {
+    const plain = await run({ guidance: 0 });
+    const negative = await run({ guidance: 0, negativePrompt: 'blurry, low quality' });
+    expect(negative.frames.map((f) => f.data)).toEqual(plain.frames.map((f) => f.data));
+    const guided = await run({ guidance: 5, negativePrompt: 'blurry, low quality' });
+    expect(guided.frames[0].data).not.toEqual(plain.frames[0].data);
+  }, 600_000);
+
   it('high frame rate gives 225 frames', async () => {
     const high = await run({ fps: 'high', steps: 2 });
     expect(high.frames).toHaveLength(225);
