@@ -7,6 +7,7 @@ import type { Gpu } from '../src/gpu/gpu.ts';
 import { type MatmulVariant, matmul, matmulAdapterInfo, selectMatmulVariant } from '../src/ops/matmul.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';
 import type { BenchCase, BenchRun } from './harness.ts';
+import { peerOf } from './peers/tfjs.ts';
 
 /** Deterministic values in [-1, 1] (test/helpers imports vitest, so not that). */
 function rand(gpu: Gpu, shape: number[], seed: number, dtype: 'f32' | 'f16' = 'f32'): Tensor {
@@ -15,6 +16,7 @@ function rand(gpu: Gpu, shape: number[], seed: number, dtype: 'f32' | 'f16' = 'f
   return Tensor.from(gpu, data, shape, dtype);
 }
 
+/** withNaive: also time the naive kernel and the tfjs-webgpu peer (f32 rows of the selected kernel). */
 function matmulCase(m: number, n: number, k: number, dtype: 'f32' | 'f16', variant?: MatmulVariant, withNaive = true): BenchCase {
   return {
     op: 'matmul',
@@ -23,16 +25,21 @@ function matmulCase(m: number, n: number, k: number, dtype: 'f32' | 'f16', varia
     // The selected kernel's name is filled in by setup.
     variant: variant ?? 'selected',
     flops: 2 * m * n * k,
-    setup(gpu): BenchRun {
+    async setup(gpu): Promise<BenchRun> {
       const chosen = variant ?? selectMatmulVariant(m, n, k, matmulAdapterInfo(gpu));
       this.variant = `${chosen}, B [N,K] ${dtype}`;
       const a = rand(gpu, [m, k], 1);
       const b = rand(gpu, [n, k], 2, dtype);
       const product = (v: MatmulVariant) => () => matmul(a, b, { transposeB: true, variant: v }).dispose();
+      const peer = withNaive ? await peerOf(gpu, (p) => p.matmul(m, n, k)) : undefined;
       return {
         run: product(chosen),
         naive: withNaive ? product('naive') : undefined,
-        dispose: () => [a, b].forEach((t) => t.dispose()),
+        peers: peer?.peers,
+        dispose: () => {
+          [a, b].forEach((t) => t.dispose());
+          peer?.dispose();
+        },
       };
     },
   };

@@ -40,7 +40,9 @@
 // 16 vec4 (64 dims) for q and for o, and the loops over them run 4 and 16
 // times. A query row of head_dim D takes S = ceil(D / 64) consecutive
 // sub-rows (its score sums over them), so R ≤ 4 / S and head_dim ≤ 256.
+// #if subgroups
 enable subgroups;
+// #endif
 
 struct Params {
   batch: u32,
@@ -177,13 +179,17 @@ fn head_vec4(u: u32, d: u32) -> u32 {
 
 // Head vec4 d of key j0 + j of the block (TILE_KV: staged; SHUFFLE: lane j's row).
 fn key_at(kr: ptr<function, KeyRow>, b: Block, j: u32, d: u32) -> vec4<f32> {
+// #if subgroups
   if (SHUFFLE) { return subgroupShuffle((*kr)[d], j); }
+// #endif
   if (TILE_KV) { return k_tile[j * D4 + d]; }
   return k[b.kv_base + (b.j0 + j) * params.kv_token + d];
 }
 
 fn value_at(vr: ptr<function, KeyRow>, b: Block, j: u32, d: u32) -> vec4<f32> {
+// #if subgroups
   if (SHUFFLE) { return subgroupShuffle((*vr)[d], j); }
+// #endif
   if (TILE_KV) { return v_tile[j * D4 + d]; }
   return v[b.kv_base + (b.j0 + j) * params.kv_token + d];
 }
@@ -226,11 +232,15 @@ fn attend_block(st: ptr<function, State>, kr: ptr<function, KeyRow>, vr: ptr<fun
     }
     var kept = true;
     if (MASK) {
+// #if subgroups
       if (SHUFFLE) {
         kept = subgroupShuffle(keep, j) != 0u;
       } else {
         kept = mask[mask_row(p) + b.j0 + j] != 0u;
       }
+// #else
+      kept = mask[mask_row(p) + b.j0 + j] != 0u;
+// #endif
     }
     for (var r = 0u; r < SUB; r++) {
       if (r < R) {
@@ -321,10 +331,15 @@ fn problem(wid: vec3<u32>, nw: vec3<u32>, rows: u32) -> Problem {
 }
 
 @compute @workgroup_size(WG)
+// #if subgroups
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) sg_lane: u32) {
   // SHUFFLE runs one subgroup per workgroup: lanes are numbered as the shuffles see them.
   let lane = select(lid, sg_lane, SHUFFLE);
+// #else
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid;
+// #endif
   let p = problem(wid, nw, WG * R);
   // Whole workgroups leave, so barriers stay in uniform control flow.
   if (p.n >= params.batch) { return; }

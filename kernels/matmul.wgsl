@@ -15,9 +15,12 @@
 //   tiled     an invocation computes a TM x 4*TN4 register tile with vec4
 //             accumulators; SHARED stages the workgroup's A and B tiles
 //             through workgroup memory first (pays off on GPUs).
-//   subgroup  for CPU adapters (llvmpipe): see the comment above it.
+//   subgroup  for CPU adapters (llvmpipe): see the comment above it; only
+//             compiled where the device has subgroups (#if, src/gpu/kernels.ts).
 //   naive     one output per invocation: the benchmark's baseline.
+// #if subgroups
 enable subgroups;
+// #endif
 
 struct Params {
   m: u32,
@@ -213,6 +216,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
   }
 }
 
+// #if subgroups
 // ---- subgroup: CPU adapters ------------------------------------------------
 //
 // On llvmpipe an invocation is a SIMD lane, and a buffer read costs a scalar
@@ -353,6 +357,8 @@ fn subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   if (RG > 6u) { sg_store(&acc6, out_base, m0 + 6u * SG, n); }
   if (RG > 7u) { sg_store(&acc7, out_base, m0 + 7u * SG, n); }
 }
+
+// #endif
 
 // ---- naive: the benchmark baseline ----------------------------------------
 

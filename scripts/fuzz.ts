@@ -1,6 +1,6 @@
 // `npm run fuzz -- --minutes N [--seed S]`: the CI fuzz targets for longer,
 // splitting the time between them; exits 1 if any input broke a reader.
-import { fuzz, fuzzTargets } from '../test/fuzz/engine.ts';
+import { describeReport, fuzz, fuzzTargets } from '../test/fuzz/engine.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string, def: number) => {
@@ -14,7 +14,7 @@ let failed = false;
 for (const target of targets) {
   const deadline = Date.now() + (minutes * 60_000) / targets.length;
   const r = await fuzz(target, { count: Number.MAX_SAFE_INTEGER, seed, deadline, maxMsPerInput: 2000 });
-  console.log(`${r.target}: ${r.inputs} inputs, ${r.ok} accepted, typed errors ${JSON.stringify(r.errors)}, slowest ${r.slowestMs.toFixed(0)} ms, failures ${r.failures.length}`);
+  console.log(`${describeReport(r)}\n  failures ${r.failures.length}`);
   for (const f of r.failures.slice(0, 10)) console.log(`  FAILURE ${f.error}\n    input: ${JSON.stringify(f.input)}`);
   failed ||= r.failures.length > 0;
 }

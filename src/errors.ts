@@ -1,6 +1,22 @@
 // Typed errors. Every failure a user can cause names the file, tensor, key or
 // limit involved, so the message alone says what to fix.
 
+/**
+ * A value from an untrusted file, for an error message: its JSON, cut to
+ * `max` characters. Values too deeply nested to serialise are summarised, so
+ * quoting one can never overflow the stack.
+ */
+export function quoteValue(v: unknown, max = 80): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    text = Array.isArray(v) ? '[a deeply nested list]' : '{a deeply nested object}';
+  }
+  if (text === undefined) return String(v);
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
+}
+
 export class KandinskyError extends Error {
   override name = 'KandinskyError';
 }
@@ -21,6 +37,24 @@ export class DeviceLimitError extends KandinskyError {
   ) {
     super(`${context}: needs ${limit} = ${requested}, the adapter allows ${available}`);
   }
+}
+
+/** A run would need more memory than the adapter or the machine offers: refused before it starts. */
+export class ResourceError extends KandinskyError {
+  override name = 'ResourceError';
+  constructor(
+    what: string,
+    readonly needed: number,
+    readonly available: number,
+    source: string,
+  ) {
+    super(`${what} needs ${formatBytes(needed)}, ${formatBytes(available)} available (${source})`);
+  }
+}
+
+/** Bytes for messages: MiB, or GiB from 1 GiB up. */
+export function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** WGSL failed to compile or a pipeline failed validation. */

@@ -1,7 +1,8 @@
 // `kandinsky generate` and `kandinsky demo`: progress on stderr (one updating
 // line on a terminal, plain lines otherwise), the video written atomically.
 import { KandinskyError, UsageError } from '../errors.ts';
-import { type FrameRate, type GenerateOptions, type GenerateResult, type Progress, generateVideo } from '../pipeline/generate.ts';
+import { type FrameRate, type GenerateOptions, type GenerateResult, generateVideo } from '../pipeline/generate.ts';
+import type { StageProgress, StageTimingOf } from '../pipeline/stages.ts';
 import { checkOutputPath, videoFormat, writeVideo } from '../video/write.ts';
 
 export interface GenerateCliOptions extends Omit<GenerateOptions, 'onProgress' | 'signal'> {
@@ -23,7 +24,13 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-function progressPrinter(): { update: (p: Progress) => void; end: () => void } {
+export interface ProgressPrinter {
+  update: (p: StageProgress) => void;
+  /** Ends the progress display (idempotent): call before printing anything else. */
+  end: () => void;
+}
+
+function progressPrinter(): ProgressPrinter {
   const tty = Boolean(process.stderr.isTTY);
   let current = '';
   let lastPlain = -1;
@@ -44,48 +51,66 @@ function progressPrinter(): { update: (p: Progress) => void; end: () => void } {
     },
     end() {
       if (tty && current) process.stderr.write('\n');
+      current = '';
     },
   };
 }
 
-export function summary(r: GenerateResult, out: string): string {
+/** One line per stage and a total: time and peak device memory. */
+export function timingLines(timings: readonly StageTimingOf[], peakBytes: number): string[] {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   return [
-    `wrote ${r.frames.length} frames (${r.width}x${r.height}, ${r.fps} fps) to ${out}`,
-    ...r.timings.map((t) => `  ${t.stage.padEnd(16)} ${seconds(t.ms).padStart(9)}   peak ${mib(t.peakBytes)}`),
-    `  ${'total'.padEnd(16)} ${seconds(r.timings.reduce((s, t) => s + t.ms, 0)).padStart(9)}   peak ${mib(r.peakBytes)}`,
-  ].join('\n');
+    ...timings.map((t) => `  ${t.stage.padEnd(16)} ${seconds(t.ms).padStart(9)}   peak ${mib(t.peakBytes)}`),
+    `  ${'total'.padEnd(16)} ${seconds(timings.reduce((s, t) => s + t.ms, 0)).padStart(9)}   peak ${mib(peakBytes)}`,
+  ];
 }
 
-/** Runs the pipeline; Ctrl-C stops it cleanly and nothing is written. */
-export async function runGenerate(o: GenerateCliOptions): Promise<number> {
-  videoFormat(o.out);
-  await checkOutputPath(o.out, o.force);
+export function summary(r: GenerateResult, out: string): string {
+  return [`wrote ${r.frames.length} frames (${r.width}x${r.height}, ${r.fps} fps) to ${out}`, ...timingLines(r.timings, r.peakBytes)].join('\n');
+}
+
+/**
+ * Runs a pipeline with progress on stderr; Ctrl-C aborts it cleanly, and
+ * `run` writes its output only if it was not interrupted (ending the
+ * progress display first). Exit code 130 after an interruption, with nothing
+ * written to `out`.
+ */
+export async function runInterruptible(out: string, run: (signal: AbortSignal, progress: ProgressPrinter) => Promise<void>): Promise<number> {
   const abort = new AbortController();
   const onSigint = () => abort.abort(new KandinskyError('interrupted'));
   process.once('SIGINT', onSigint);
   const printer = progressPrinter();
   try {
-    const result = await generateVideo({ ...o, onProgress: printer.update, signal: abort.signal });
+    await run(abort.signal, printer);
     printer.end();
-    abort.signal.throwIfAborted();
-    await writeVideo(o.out, result.frames, { fps: result.fps, force: o.force });
-    if (o.json) {
-      process.stdout.write(`${JSON.stringify({ out: o.out, frames: result.frames.length, width: result.width, height: result.height, fps: result.fps, timings: result.timings, peakBytes: result.peakBytes }, null, 2)}\n`);
-    } else {
-      process.stdout.write(`${summary(result, o.out)}\n`);
-    }
     return 0;
   } catch (e) {
     printer.end();
     if (abort.signal.aborted) {
-      process.stderr.write(`kandinsky: interrupted; nothing was written to ${o.out}\n`);
+      process.stderr.write(`kandinsky: interrupted; nothing was written to ${out}\n`);
       return 130;
     }
     throw e;
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** Runs the pipeline; Ctrl-C stops it cleanly and nothing is written. */
+export async function runGenerate(o: GenerateCliOptions): Promise<number> {
+  videoFormat(o.out);
+  await checkOutputPath(o.out, o.force);
+  return runInterruptible(o.out, async (signal, progress) => {
+    const result = await generateVideo({ ...o, onProgress: progress.update, signal });
+    progress.end();
+    signal.throwIfAborted();
+    await writeVideo(o.out, result.frames, { fps: result.fps, force: o.force });
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify({ out: o.out, frames: result.frames.length, width: result.width, height: result.height, fps: result.fps, timings: result.timings, peakBytes: result.peakBytes }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${summary(result, o.out)}\n`);
+    }
+  });
 }
 
 export const FPS_CHOICES: readonly FrameRate[] = ['low', 'medium', 'high'];

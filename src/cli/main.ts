@@ -12,11 +12,14 @@ Commands:
   convert <in.pt|in.safetensors> <out.safetensors> [--dtype f16|f32]
                                                   convert a checkpoint without Python, tensor by tensor
   parity <case-dir>... [--json]                   run parity cases (../shared/design/parity-cases.md)
-  bench [filter...] [--json] [--quick]            kernel microbenchmarks
+  bench [filter...] [--json] [--quick]            kernel and model benchmarks ("bench pipeline": demo + projection)
   generate "<prompt>" --weights DIR --out FILE [--negative TEXT] [--fps low|medium|high]
            [--size 512x512] [--steps 50] [--guidance 5] [--interpolation-guidance 0.25]
            [--seed N] [--dtype f16|f32] [--decode-chunk N] [--decode-mode upstream|overlap]
-           [--force] [--json]                     text to video (.mp4, .gif, .png, or a folder of PNG frames)
+           [--force] [--json]                     text to video (.mp4, .webp, .gif, .png, or a folder of PNG frames)
+  image "<prompt>" --weights DIR --out x.png [--negative TEXT] [--size 1024x1024] [--steps 50]
+        [--guidance 3] [--eta 1] [--seed N] [--dtype f16|f32] [--force] [--json]
+                                                  Kandinsky 3.0 text to image (upstream or diffusers weights)
   demo [--out demo.gif] [--steps N] [--fps low|medium|high]
                                                   the whole pipeline on small untrained demo weights
   tokenize "<prompt>" --tokenizer DIR [--negative TEXT]
@@ -104,7 +107,7 @@ const commands: Record<string, Command> = {
     });
     if (positional.length !== 1) throw new UsageError('generate: give exactly one prompt (quote it)');
     if (!flags.weights) throw new UsageError('generate: --weights DIR is required (the release folder; see README)');
-    if (!flags.out) throw new UsageError('generate: --out FILE is required (.mp4, .gif, .png or a folder/)');
+    if (!flags.out) throw new UsageError('generate: --out FILE is required (.mp4, .webp, .gif, .png or a folder/)');
     const { parseSize, runGenerate } = await import('./generate.ts');
     return runGenerate({
       prompt: positional[0],
@@ -119,6 +122,40 @@ const commands: Record<string, Command> = {
       weights: flags.weights as string,
       decodeChunkFrames: flags['decode-chunk'] as number | undefined,
       decodeChunkMode: flags['decode-mode'] as 'upstream' | 'overlap',
+      out: flags.out as string,
+      force: Boolean(flags.force),
+      json: Boolean(flags.json),
+    });
+  },
+  async image(argv) {
+    const { positional, flags } = parseArgs('image', argv, {
+      negative: { type: 'string' },
+      size: { type: 'string', default: '1024x1024' },
+      steps: { type: 'number', default: 50 },
+      guidance: { type: 'number', default: 3 },
+      eta: { type: 'number', default: 1 },
+      seed: { type: 'number', default: 0 },
+      dtype: { type: 'string', choices: ['f16', 'f32'], default: 'f32' },
+      weights: { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean' },
+      json: { type: 'boolean' },
+    });
+    if (positional.length !== 1) throw new UsageError('image: give exactly one prompt (quote it)');
+    if (!flags.weights) throw new UsageError('image: --weights DIR is required (Kandinsky 3.0, upstream or diffusers layout; see README)');
+    if (!flags.out) throw new UsageError('image: --out FILE.png is required');
+    const { parseSize } = await import('./generate.ts');
+    const { runImage } = await import('./image.ts');
+    return runImage({
+      prompt: positional[0],
+      negativePrompt: flags.negative as string | undefined,
+      ...parseSize(flags.size as string),
+      steps: flags.steps as number,
+      guidance: flags.guidance as number,
+      eta: flags.eta as number,
+      seed: flags.seed as number,
+      dtype: flags.dtype as 'f16' | 'f32',
+      weights: flags.weights as string,
       out: flags.out as string,
       force: Boolean(flags.force),
       json: Boolean(flags.json),

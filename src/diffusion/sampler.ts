@@ -7,7 +7,7 @@ import { tidy } from '../tensor/scope.ts';
 import { Tensor, numel } from '../tensor/tensor.ts';
 import { gaussianNoise } from './noise.ts';
 import type { Schedule } from './schedule.ts';
-import { diffusionStep } from './step.ts';
+import { diffusionStep, stridedStep } from './step.ts';
 
 /**
  * The model on a batch: `x` holds the conditional rows, followed by the same
@@ -26,6 +26,12 @@ export interface SampleOptions {
   /** w in (w + 1)·cond − w·uncond; 0 runs the conditional branch alone. */
   guidance: number;
   vPrediction: boolean;
+  /**
+   * Kandinsky 3's strided DDIM-style steps: the step indices, descending
+   * (each step goes to the next index, the last to 0), and eta. Without it
+   * every index n−1 … 0 is a full step (spec §2).
+   */
+  strided?: { times: readonly number[]; eta: number };
   model: GuidedModel;
   /** Stage name for progress and error messages. */
   stage: string;
@@ -37,15 +43,19 @@ export function noiseTensor(gpu: Gpu, shape: readonly number[], seed: number, st
   return Tensor.from(gpu, gaussianNoise(seed, stream, numel(shape)), shape);
 }
 
-/** Runs every step from t = n−1 down to 0; returns the final latent. */
+/** Runs every step (or the strided ones) down to index 0; returns the final latent. */
 export async function sample(gpu: Gpu, o: SampleOptions): Promise<Tensor> {
-  const n = o.schedule.config.timesteps;
+  const last = o.schedule.config.timesteps - 1;
+  const times = o.strided ? o.strided.times : Array.from({ length: last + 1 }, (_, k) => last - k);
+  const n = times.length;
   const rows = o.shape[0];
   const withUncond = o.guidance !== 0;
+  const vPrediction = o.vPrediction;
   let x = noiseTensor(gpu, o.shape, o.seed, o.stream * 65536);
   try {
-    for (let i = n - 1, done = 0; i >= 0; i--, done++) {
+    for (let done = 0; done < n; done++) {
       o.signal?.throwIfAborted();
+      const i = times[done];
       const pred = tidy(() => {
         const batch = withUncond ? concat([x, x], 0) : x;
         const out = o.model(batch, i * o.schedule.timeScale, withUncond);
@@ -55,7 +65,10 @@ export async function sample(gpu: Gpu, o: SampleOptions): Promise<Tensor> {
       const z = noiseTensor(gpu, o.shape, o.seed, o.stream * 65536 + 1 + done);
       let next: Tensor;
       try {
-        next = await diffusionStep(o.schedule, x, new Array(rows).fill(i), pred, z, { vPrediction: o.vPrediction });
+        const t = new Array<number>(rows).fill(i);
+        next = o.strided
+          ? await stridedStep(o.schedule, x, t, new Array<number>(rows).fill(times[done + 1] ?? 0), pred, z, { vPrediction, eta: o.strided.eta })
+          : await diffusionStep(o.schedule, x, t, pred, z, { vPrediction });
       } catch (e) {
         if (e instanceof NumericsError) throw new NumericsError(`${o.stage}, step ${done + 1}/${n}: ${e.message}`);
         throw e;

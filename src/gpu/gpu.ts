@@ -2,7 +2,8 @@
 // and pipeline caches, and one command encoder that batches dispatches until
 // a readback, an upload or a batch limit flushes it.
 import { DeviceLimitError, GpuError, ShaderCompileError } from '../errors.ts';
-import { type DeviceInfo, type OpenDeviceOptions, openDevice } from './device.ts';
+import { type DeviceInfo, type OpenDeviceOptions, type OpenedDevice, openDevice } from './device.ts';
+import type { OpProfile } from './profile.ts';
 import { type BindingInfo, type EntryInfo, type KernelModule, kernelFiles, loadKernel } from './kernels.ts';
 import { BufferPool } from './pool.ts';
 
@@ -55,8 +56,13 @@ function isRange(b: Binding): b is BufferRange {
   return typeof b === 'object' && b !== null && 'buffer' in b && typeof (b as BufferRange).buffer === 'object';
 }
 
+/** Prefix of the errors the device raised as GPUOutOfMemoryError. */
+const OUT_OF_MEMORY = 'out of GPU memory';
+
 export class Gpu {
   readonly pool: BufferPool;
+  /** Counts dispatches per kernel family while set; with dryRun, instead of running them. */
+  profile: OpProfile | null = null;
   private readonly modules = new Map<string, KernelModule>();
   private readonly pipelines = new Map<string, Pipeline>();
   private encoder: GPUCommandEncoder | null = null;
@@ -79,7 +85,8 @@ export class Gpu {
     this.uniformAlign = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
     this.uniformBuffer = device.createBuffer({ size: UNIFORM_ARENA_BYTES, usage: UNIFORM | COPY_DST, label: 'uniform arena' });
     device.addEventListener('uncapturederror', (ev) => {
-      this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+      const error = (ev as GPUUncapturedErrorEvent).error;
+      this.errors.push(error.constructor.name === 'GPUOutOfMemoryError' ? `${OUT_OF_MEMORY}: ${error.message}` : error.message);
     });
     void device.lost.then((l) => {
       this.lost = `${l.reason}: ${l.message}`;
@@ -88,15 +95,23 @@ export class Gpu {
 
   /** Opens a device and loads (validates, reflects) every kernel file. */
   static async open(options: OpenDeviceOptions = {}): Promise<Gpu> {
-    const { device, info } = await openDevice(options);
+    return Gpu.withKernels(await openDevice(options));
+  }
+
+  /** A device opened with openDevice (e.g. to check its limits first), with every kernel loaded. */
+  static async withKernels({ device, info }: OpenedDevice): Promise<Gpu> {
     const gpu = new Gpu(device, info);
     const loaded = await Promise.all((await kernelFiles()).map((f) => loadKernel(device, f)));
     for (const m of loaded) gpu.modules.set(m.file, m);
     return gpu;
   }
 
+  /**
+   * The largest storage binding. A dry run costs a model as a GPU with large
+   * bindings runs it (no tensor split into parts), up to the buffer size.
+   */
   get maxBinding(): number {
-    return this.device.limits.maxStorageBufferBindingSize;
+    return this.profile?.dryRun ? this.device.limits.maxBufferSize : this.device.limits.maxStorageBufferBindingSize;
   }
 
   /** Replaces or adds a kernel from source text (tests, benchmarks' peers). */
@@ -181,6 +196,10 @@ export class Gpu {
    */
   dispatch(call: KernelCall, bindings: Readonly<Record<string, Binding>>, workgroups: readonly number[]): void {
     this.assertAlive();
+    if (this.profile) {
+      this.profile.dispatch(call.kernel, bindings);
+      if (this.profile.dryRun) return;
+    }
     const p = this.pipeline(call);
     const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
     const [x, y = 1, z = 1] = workgroups;
@@ -262,7 +281,7 @@ export class Gpu {
       this.device.queue.submit([enc.finish()]);
       this.encoder = null;
       this.pendingDispatches = 0;
-      await staging.mapAsync(1 /* GPUMapMode.READ */);
+      await staging.mapAsync(1 /* GPUMapMode.READ */).catch((e) => this.readbackFailed(e as Error));
       const out = staging.getMappedRange(0, size).slice(0, bytes);
       staging.unmap();
       this.throwErrors();
@@ -290,12 +309,22 @@ export class Gpu {
     if (this.lost) throw new GpuError(`the GPU device was lost (${this.lost})`);
   }
 
+  /** A readback rejected: the device was lost under it (its loss is reported a moment later) or the copy failed. */
+  private async readbackFailed(e: Error): Promise<never> {
+    const settle = new Promise<null>((resolve) => setTimeout(() => resolve(null), 200));
+    this.lost ??= await Promise.race([this.device.lost.then((l) => `${l.reason}: ${l.message}`), settle]);
+    this.assertAlive();
+    throw new GpuError(`a readback from the GPU failed: ${e.name} ${e.message}`);
+  }
+
   /** Throws any validation or out-of-memory error the device reported. */
   throwErrors(): void {
     this.assertAlive();
     if (this.errors.length) {
       const msgs = this.errors.splice(0);
-      throw new GpuError(`the GPU reported ${msgs.length} error(s):\n${msgs.join('\n')}`);
+      const oom = msgs.some((m) => m.startsWith(OUT_OF_MEMORY));
+      const hint = oom ? ' (the run needs less memory: a smaller --size, a lower --fps or --dtype f16)' : '';
+      throw new GpuError(`the GPU reported ${msgs.length} error(s)${hint}:\n${msgs.join('\n')}`);
     }
   }
 

@@ -4,7 +4,6 @@
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { ShaderCompileError } from '../errors.ts';
 import { listPackageDir, packageUrl, readPackageText } from '../platform.ts';
-import { usesSubgroups, withoutSubgroups } from './subgroupFree.ts';
 
 /** Kernel families: the .wgsl files in kernels/, without the suffix. */
 export async function kernelFiles(): Promise<string[]> {
@@ -84,6 +83,41 @@ export function reflectKernel(file: string, source: string): { entries: Map<stri
   return { entries, overrides: new Set(reflect.overrides.map((o) => o.name)) };
 }
 
+/**
+ * Keeps or blanks the feature blocks of a kernel source: lines between
+ * `// #if <feature>` and `// #endif` (with an optional `// #else`) compile
+ * only when the device has the feature (`subgroups`), so that one file serves
+ * adapters with and without it. Dropped lines become empty lines, so compile
+ * errors keep their line numbers.
+ */
+export function selectFeatureBlocks(file: string, source: string, features: ReadonlySet<string>): string {
+  const lines = source.split('\n');
+  let open: { feature: string; line: number; keep: boolean; inElse: boolean } | null = null;
+  const out = lines.map((line, i) => {
+    const directive = /^\s*\/\/\s*#(if|else|endif)\b\s*(\S*)\s*$/.exec(line);
+    const where = `kernels/${file}.wgsl:${i + 1}`;
+    if (directive) {
+      const [, kind, feature] = directive;
+      if (kind === 'if') {
+        if (open) throw new Error(`${where}: nested #if (the #if of line ${open.line} is still open)`);
+        if (!feature) throw new Error(`${where}: #if needs a feature name`);
+        open = { feature, line: i + 1, keep: features.has(feature), inElse: false };
+      } else if (kind === 'else') {
+        if (!open || open.inElse) throw new Error(`${where}: #else without an open #if`);
+        open.inElse = true;
+      } else {
+        if (!open) throw new Error(`${where}: #endif without an #if`);
+        open = null;
+      }
+      return '';
+    }
+    if (!open) return line;
+    return open.keep !== open.inElse ? line : '';
+  });
+  if (open) throw new Error(`kernels/${file}.wgsl:${(open as { line: number }).line}: #if without #endif`);
+  return out.join('\n');
+}
+
 export function kernelUrl(file: string): URL {
   return packageUrl(`kernels/${file}.wgsl`);
 }
@@ -91,8 +125,7 @@ export function kernelUrl(file: string): URL {
 /** Loads, validates and reflects one kernel file; compile errors name file and line. */
 export async function loadKernel(device: GPUDevice, file: string, source?: string): Promise<KernelModule> {
   const where = `kernels/${file}.wgsl`;
-  source ??= await readPackageText(kernelUrl(file));
-  const code = usesSubgroups(source) && !device.features.has('subgroups') ? withoutSubgroups(where, source) : source;
+  const code = selectFeatureBlocks(file, source ?? (await readPackageText(kernelUrl(file))), device.features as ReadonlySet<string>);
   // The scope keeps an invalid module's validation error out of the device's
   // uncaptured errors: it is reported below, with file and line. It is popped
   // before any await, so that kernels loaded concurrently keep their own scopes.

@@ -21,6 +21,11 @@ function joinPath(dir: string, path: string): string {
   return dir === '' ? path : `${dir.replace(/\/+$/, '')}/${path}`;
 }
 
+/** How a file in a folder is named in messages. */
+export function folderPath(folder: Folder, path: string): string {
+  return joinPath(folder.name, path);
+}
+
 /** A local directory (Node or Deno); '' is the working directory. */
 export function localFolder(dir: string): Folder {
   return {
@@ -74,7 +79,7 @@ export function subfolder(folder: Folder, path: string): Folder {
 /** The file at `path`, or a FormatError naming it. */
 export async function openRequired(folder: Folder, path: string, what = 'file'): Promise<ByteSource> {
   const source = await folder.open(path);
-  if (!source) throw new FormatError(joinPath(folder.name, path), `cannot open: no such ${what}`);
+  if (!source) throw new FormatError(folderPath(folder, path), `cannot open: no such ${what}`);
   return source;
 }
 
@@ -88,7 +93,7 @@ export async function hasFile(folder: Folder, path: string): Promise<boolean> {
 /** A whole small file (configs, tokenizers, case descriptions) as bytes. */
 export async function readAll(source: ByteSource, maxBytes: number): Promise<Uint8Array> {
   try {
-    if (source.size > maxBytes) throw new FormatError(source.name, `is ${source.size} bytes, over the limit of ${maxBytes} for this kind of file`);
+    if (source.size > maxBytes) throw new FormatError(source.name, `is ${source.size} bytes, over the limit of ${maxBytes} for this file`);
     return await source.read(0, source.size);
   } finally {
     await source.close();

@@ -37,16 +37,16 @@ export async function openCheckpoint(source: ByteSource): Promise<Checkpoint> {
   );
 }
 
-/** A local checkpoint file by content, or a sharded checkpoint through its `*.index.json`. */
+/** A local checkpoint file by content, or a sharded checkpoint through its `*.index.json` (or a variant's `*.index.fp16.json`). */
 export async function openCheckpointFile(path: string): Promise<Checkpoint> {
   const cut = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
   const dir = cut < 0 ? '' : path.slice(0, cut) || '/';
   return openCheckpointIn(localFolder(dir), path.slice(cut + 1));
 }
 
-/** The checkpoint at `path` in `folder`: by content, or sharded through its `*.index.json`. */
+/** The checkpoint at `path` in `folder`: by content, or sharded through its index. */
 export async function openCheckpointIn(folder: Folder, path: string): Promise<Checkpoint> {
-  return path.endsWith('.index.json') ? openShardedIndex(folder, path) : openByContent(await openRequired(folder, path));
+  return /\.index(\.[\w-]+)?\.json$/.test(path) ? openShardedIndex(folder, path) : openByContent(await openRequired(folder, path));
 }
 
 function unsafeShardPath(p: string): string | undefined {

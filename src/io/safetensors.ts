@@ -1,7 +1,7 @@
 // safetensors: an 8-byte little-endian header length, a JSON header
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}},
 // then the data. Everything in the header is validated before use.
-import { FormatError } from '../errors.ts';
+import { FormatError, quoteValue } from '../errors.ts';
 import { type ByteSource, bytesSource, fileSource } from './byteSource.ts';
 import { type Checkpoint, STORED_DTYPE_BYTES, type StoredDType, type TensorEntry } from './checkpoint.ts';
 
@@ -53,13 +53,13 @@ export async function openSafetensors(source: ByteSource): Promise<Checkpoint> {
     const e = raw as HeaderEntry;
     const where = `tensor '${key}'`;
     if (e === null || typeof e !== 'object') throw new FormatError(name, `${where}: header entry is not an object`);
-    if (!isStoredDType(e.dtype)) throw new FormatError(name, `${where}: unknown dtype ${JSON.stringify(e.dtype)}`);
+    if (!isStoredDType(e.dtype)) throw new FormatError(name, `${where}: unknown dtype ${quoteValue(e.dtype)}`);
     if (!Array.isArray(e.shape) || e.shape.length > MAX_RANK || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new FormatError(name, `${where}: bad shape ${JSON.stringify(e.shape)}`);
+      throw new FormatError(name, `${where}: bad shape ${quoteValue(e.shape)}`);
     }
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]) {
-      throw new FormatError(name, `${where}: bad data_offsets ${JSON.stringify(offs)}`);
+      throw new FormatError(name, `${where}: bad data_offsets ${quoteValue(offs)}`);
     }
     let count = 1;
     for (const d of e.shape) count *= d;

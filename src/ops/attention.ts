@@ -180,6 +180,8 @@ function run(q: Tensor, k: Tensor, v: Tensor, heads: number, d: number, geo: Geo
       break;
   }
   const groups = Math.ceil(geo.lq / rows) * geo.batch * heads;
+  // q·kᵀ and p·v; a neighbourhood query sees up to 9 segments of lk keys.
+  gpu.profile?.flops('attention', 4 * geo.batch * heads * geo.lq * (geo.neighbourhood ? 9 : 1) * geo.lk * d);
   gpu.dispatch(
     { kernel: 'attention', entry: chosen === 'naive' ? 'naive' : 'main', overrides },
     {

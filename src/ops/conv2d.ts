@@ -203,6 +203,7 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
   // One quad of pixels is 4 aligned, contiguous input values.
   const XV4 = kh === 1 && kw === 1 && g.stride === 1 && g.padTop === 0 && g.padLeft === 0 && hw % 4 === 0 && g.outH === g.inH && g.outW === g.inW;
   const npix = g.outH * g.outW;
+  gpu.profile?.flops('conv2d', 2 * g.outChannels * g.inChannels * kt * kh * kw * npix * g.batch);
   const grid = [Math.ceil(npix / (v.WG * 4 * v.PV)), Math.ceil(g.outChannels / (4 * v.NQ))];
   const maxWg = gpu.device.limits.maxComputeWorkgroupsPerDimension;
   if (grid[0] > maxWg) throw new DeviceLimitError('maxComputeWorkgroupsPerDimension', grid[0], maxWg, `${g.op} on ${npix} pixels`);

@@ -107,6 +107,7 @@ interface Gemm {
 function dispatchGemm(g: Gemm): void {
   const gpu = g.a.gpu;
   if (g.m === 0 || g.n === 0 || g.batch === 0) return;
+  gpu.profile?.flops('matmul', 2 * g.m * g.n * g.k * g.batch);
   const info = matmulAdapterInfo(gpu);
   const variant = g.variant ?? selectMatmulVariant(g.m, g.n, g.k, info);
   const f16 = g.b.dtype === 'f16';

@@ -2,6 +2,7 @@
 // call to a PyTorch result.
 import { FormatError } from '../errors.ts';
 import type { Checkpoint, StoredDType } from '../io/checkpoint.ts';
+import { parseJsonText } from '../io/jsonFile.ts';
 import { decodeF32, decodeI32, isFloat } from '../io/decode.ts';
 import { type Folder, type FolderLike, asFolder, openRequired, readText } from '../io/folder.ts';
 import { openSafetensors } from '../io/safetensors.ts';
@@ -31,13 +32,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 export function parseCaseJson(text: string, file: string): CaseSpec {
-  if (text.length > MAX_CASE_JSON_BYTES) throw new FormatError(file, `case.json is ${text.length} bytes (limit ${MAX_CASE_JSON_BYTES})`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(file, `not valid JSON: ${(e as Error).message}`);
-  }
+  const raw = parseJsonText(text, file, MAX_CASE_JSON_BYTES);
   if (!isObject(raw)) throw new FormatError(file, 'case.json must hold a JSON object');
   const str = (k: string, required: boolean) => {
     const v = raw[k];

@@ -53,6 +53,27 @@ export const DEMO_CONFIG = {
   },
 };
 
+/**
+ * The Kandinsky 3.0 text-to-image demo set (upstream layout, see
+ * imageWeights.ts): the keyframe U-Net's tiny widths without frames, and the
+ * demo MoVQ's image decoder.
+ */
+export const DEMO_IMAGE_CONFIG = {
+  unet: { ...UNET_TINY, num_channels: 4, out_channels: 4 },
+  movq: {
+    ch: DEMO_CONFIG.movq.ch,
+    ch_mult: DEMO_CONFIG.movq.ch_mult,
+    num_res_blocks: DEMO_CONFIG.movq.num_res_blocks,
+    attn_resolutions: DEMO_CONFIG.movq.attn_resolutions,
+    z_channels: DEMO_CONFIG.movq.z_channels,
+    resolution: DEMO_CONFIG.movq.resolution,
+    in_channels: 3,
+    out_ch: 3,
+    double_z: false,
+    dropout: 0,
+  },
+};
+
 function vector(name: string, length: number, stream: number): TensorToWrite {
   const v = gaussianNoise(SEED, stream, length);
   return { name, dtype: 'F32', shape: [length], data: new Uint8Array(v.buffer) };
@@ -62,8 +83,7 @@ function vector(name: string, length: number, stream: number): TensorToWrite {
 export async function writeDemoWeights(dir: string, tokenizerDir: string): Promise<void> {
   const fs = await import('node:fs/promises');
   const path = await import('node:path');
-  const t5Config = JSON.parse(await fs.readFile(path.join(tokenizerDir, 'config.json'), 'utf8'));
-  const t5 = parseT5Config(t5Config);
+  const t5 = parseT5Config(JSON.parse(await fs.readFile(path.join(tokenizerDir, 'config.json'), 'utf8')));
   const keyframe = new UNet(new WeightBuilder(), parseUNetConfig(DEMO_CONFIG.keyframe));
   const projection = new KandinskyProjection({ inDim: t5.d_model, contextDim: UNET_TINY.context_dim });
   await writeSafetensorsFile(path.join(dir, 'kandinsky_video.safetensors'), [
@@ -78,11 +98,44 @@ export async function writeDemoWeights(dir: string, tokenizerDir: string): Promi
   ]);
   const movq = new MoVQ(parseMoVQConfig(DEMO_CONFIG.movq));
   await writeSafetensorsFile(path.join(dir, 'movq.safetensors'), randomTensors(movq.params(), SEED + 2));
-  const text = path.join(dir, 'flan-ul2');
+  await writeTextEncoder(path.join(dir, 'flan-ul2'), tokenizerDir);
+  await fs.writeFile(path.join(dir, 'config.json'), `${JSON.stringify(DEMO_CONFIG, null, 2)}\n`);
+}
+
+/** A tiny T5 folder: config.json and tokenizer.json from `tokenizerDir`, random model.safetensors. */
+async function writeTextEncoder(text: string, tokenizerDir: string): Promise<void> {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  const t5 = parseT5Config(JSON.parse(await fs.readFile(path.join(tokenizerDir, 'config.json'), 'utf8')));
   await fs.mkdir(text, { recursive: true });
   await writeSafetensorsFile(path.join(text, 'model.safetensors'), randomTensors(new T5Encoder(t5).params(), SEED + 3));
   for (const f of ['config.json', 'tokenizer.json']) await fs.copyFile(path.join(tokenizerDir, f), path.join(text, f));
-  await fs.writeFile(path.join(dir, 'config.json'), `${JSON.stringify(DEMO_CONFIG, null, 2)}\n`);
+}
+
+/**
+ * Writes the Kandinsky 3.0 demo set into `dir` (which must exist) in the
+ * upstream release's layout: kandinsky3.safetensors {unet.*, null_embedding},
+ * movq.safetensors, flan_ul2_encoder/ with projection.safetensors (keys
+ * 0.weight, 1.weight, 1.bias), and config.json {"unet", "movq"}.
+ */
+export async function writeDemoImageWeights(dir: string, tokenizerDir: string): Promise<void> {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  const t5 = parseT5Config(JSON.parse(await fs.readFile(path.join(tokenizerDir, 'config.json'), 'utf8')));
+  const unet = new UNet(new WeightBuilder(), parseUNetConfig(DEMO_IMAGE_CONFIG.unet));
+  await writeSafetensorsFile(path.join(dir, 'kandinsky3.safetensors'), [
+    ...randomTensors(unet.params(), SEED + 4, 'unet.'),
+    vector('null_embedding', UNET_TINY.context_dim, 5),
+  ]);
+  const movq = new MoVQ(parseMoVQConfig(DEMO_IMAGE_CONFIG.movq));
+  await writeSafetensorsFile(path.join(dir, 'movq.safetensors'), randomTensors(movq.params(), SEED + 5));
+  const text = path.join(dir, 'flan_ul2_encoder');
+  await writeTextEncoder(text, tokenizerDir);
+  const projection = new KandinskyProjection({ inDim: t5.d_model, contextDim: UNET_TINY.context_dim });
+  // projection.pt is the bare nn.Sequential state dict: our 't5.' level is not in it.
+  const bare = randomTensors(projection.params(), SEED + 6).map((t) => ({ ...t, name: t.name.replace(/^t5\./, '') }));
+  await writeSafetensorsFile(path.join(text, 'projection.safetensors'), bare);
+  await fs.writeFile(path.join(dir, 'config.json'), `${JSON.stringify(DEMO_IMAGE_CONFIG, null, 2)}\n`);
 }
 
 /** The demo folder, built when missing (weights/demo under the package). */

@@ -2,28 +2,29 @@
 // latents; one or two interpolation passes; MoVQ decoding in chunks; RGB.
 // Stage by stage, each model is loaded when its stage starts and released
 // when it ends, so the peak is the largest stage, not the sum.
+import { openDevice } from '../gpu/device.ts';
 import { Gpu } from '../gpu/gpu.ts';
-import { DeviceLimitError, KandinskyError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
-import { type Folder, type FolderLike, readText } from '../io/folder.ts';
+import type { Folder, FolderLike } from '../io/folder.ts';
 import { openCheckpointIn } from '../io/open.ts';
 import { type GuidedModel, sample } from '../diffusion/sampler.ts';
 import { makeSchedule } from '../diffusion/schedule.ts';
 import { concat, slice } from '../ops/layout.ts';
-import { type MoVQConfig, IMAGE_MOVQ, downFactor, parseMoVQConfig } from '../models/movq/config.ts';
-import { decodeCost } from '../models/movq/cost.ts';
+import { type MoVQConfig, downFactor } from '../models/movq/config.ts';
 import { MoVQ } from '../models/movq/movq.ts';
-import { type Conditioning, conditionPrompt, loadKandinskyProjection, nullConditioning, readNullEmbedding } from '../models/t5/conditioning.ts';
+import { type Conditioning, nullConditioning, readNullEmbedding } from '../models/t5/conditioning.ts';
 import { readT5Config } from '../models/t5/config.ts';
-import { openT5Checkpoint, t5EncoderFor } from '../models/t5/encoder.ts';
-import { type UNetConfig, parseUNetConfig, presetConfig } from '../models/unet/config.ts';
+import type { UNetConfig } from '../models/unet/config.ts';
 import { type UNet, loadUNet } from '../models/unet/unet.ts';
 import { tidy } from '../tensor/scope.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { T5Tokenizer } from '../text/tokenizer.ts';
 import { type RgbFrame, planarToRgb8 } from '../video/frames.ts';
 import type { WeightDType } from '../nn/weights.ts';
-import { resolveWeightsFolder } from './weightsFolder.ts';
+import { checkResources, estimateRun, resourceLimits } from './resources.ts';
+import { type StageProgress, type StageTimingOf, Stages } from './stages.ts';
+import { encodePrompt } from './text.ts';
+import { readModelConfigs, resolveWeightsFolder } from './weightsFolder.ts';
 
 export type FrameRate = 'low' | 'medium' | 'high';
 
@@ -55,20 +56,9 @@ export interface GenerateOptions {
 
 export type StageName = 'text' | 'keyframes' | 'interpolation 1' | 'interpolation 2' | 'decode';
 
-export interface Progress {
-  stage: StageName;
-  done: number;
-  total: number;
-  /** Milliseconds since the stage started. */
-  elapsedMs: number;
-}
+export type Progress = StageProgress<StageName>;
 
-export interface StageTiming {
-  stage: StageName;
-  ms: number;
-  /** Peak bytes the device held during the stage. */
-  peakBytes: number;
-}
+export type StageTiming = StageTimingOf<StageName>;
 
 export interface GenerateResult {
   frames: RgbFrame[];
@@ -79,33 +69,6 @@ export interface GenerateResult {
   timings: StageTiming[];
   /** Peak bytes the device held over the whole run. */
   peakBytes: number;
-}
-
-/**
- * Model configurations: the released ones, or, when the weights folder has a
- * `config.json` ({"keyframe", "interpolation", "movq"}), those (e.g. the demo set).
- */
-interface ModelConfigs {
-  keyframe: UNetConfig;
-  interpolation: UNetConfig;
-  movq: MoVQConfig;
-}
-
-async function modelConfigs(folder: Folder): Promise<ModelConfigs> {
-  const source = await folder.open('config.json');
-  if (!source) return { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
-  const file = source.name;
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(await readText(source, 1 << 20));
-  } catch (e) {
-    throw new KandinskyError(`${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  return {
-    keyframe: parseUNetConfig(raw.keyframe, `${file} keyframe`),
-    interpolation: parseUNetConfig(raw.interpolation, `${file} interpolation`),
-    movq: parseMoVQConfig(raw.movq, `${file} movq`),
-  };
 }
 
 export function validateOptions(o: GenerateOptions): Required<Omit<GenerateOptions, 'negativePrompt' | 'gpu' | 'onProgress' | 'onFrame' | 'signal' | 'decodeChunkFrames'>> & GenerateOptions {
@@ -134,56 +97,52 @@ export function validateOptions(o: GenerateOptions): Required<Omit<GenerateOptio
   return full;
 }
 
-/**
- * Fails at once, not after minutes of sampling, when the adapter cannot bind
- * the decoder's largest activation of one frame at this size.
- */
-function checkFrameFits(gpu: Gpu, movq: MoVQConfig, o: { width: number; height: number }, latentH: number, latentW: number): void {
-  const cost = decodeCost(movq, 1, latentH, latentW);
-  if (cost.maxFrameBytes > gpu.maxBinding) {
-    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-    throw new DeviceLimitError(
-      'maxStorageBufferBindingSize',
-      cost.maxFrameBytes,
-      gpu.maxBinding,
-      `${o.width}x${o.height} video: the decoder's largest activation of one frame, ${cost.maxFrameWhere} f32, is ${mib(cost.maxFrameBytes)}, over this adapter's ${mib(gpu.maxBinding)}; choose a smaller size`,
-    );
-  }
-}
-
 /** Noise streams, one per stage, so stages never share random numbers. */
 const STREAM = { keyframes: 1, 'interpolation 1': 2, 'interpolation 2': 3 } as const;
 
 export async function generateVideo(options: GenerateOptions): Promise<GenerateResult> {
   const o = validateOptions(options);
   const folder = await resolveWeightsFolder(o.weights);
-  const configs = await modelConfigs(folder.folder);
-  const gpu = o.gpu ?? (await Gpu.open());
-  const timings: StageTiming[] = [];
-  let runPeak = 0;
-  const stage = async <T>(name: StageName, fn: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> => {
-    o.signal?.throwIfAborted();
-    gpu.pool.resetPeak();
-    const t0 = performance.now();
-    const progress = (done: number, total: number) => o.onProgress?.({ stage: name, done, total, elapsedMs: performance.now() - t0 });
-    progress(0, 1);
-    const out = await fn(progress);
-    await gpu.sync();
-    const peakBytes = gpu.pool.stats().peakDeviceBytes;
-    runPeak = Math.max(runPeak, peakBytes);
-    timings.push({ stage: name, ms: performance.now() - t0, peakBytes });
-    // Buffers cached for this stage's shapes are useless to the next model.
-    gpu.pool.trim();
-    return out;
-  };
+  const configs = await readModelConfigs(folder.folder);
+  // Checked before any weights load: a run that cannot fit is refused with the numbers.
+  const estimate = estimateRun(configs, await readT5Config('config.json', folder.textEncoder), o);
+  const describe = `${o.width}x${o.height}, fps ${o.fps}, ${o.dtype} weights`;
+  let gpu = o.gpu;
+  if (gpu) {
+    checkResources(estimate, await resourceLimits(gpu.info), describe);
+  } else {
+    const opened = await openDevice();
+    try {
+      checkResources(estimate, await resourceLimits(opened.info), describe);
+    } catch (e) {
+      opened.device.destroy();
+      throw e;
+    }
+    gpu = await Gpu.withKernels(opened);
+  }
+  const stages = new Stages<StageName>(gpu, o.onProgress, o.signal);
+  const stage = stages.run.bind(stages);
   const latentH = o.height / downFactor(configs.movq);
   const latentW = o.width / downFactor(configs.movq);
-  checkFrameFits(gpu, configs.movq, o, latentH, latentW);
   const keyframeCkpt = await openCheckpointIn(folder.folder, folder.keyframe);
   const schedule = makeSchedule({ schedule: 'cosine', timesteps: o.steps, percentile: 0.98 });
   let frames: RgbFrame[] = [];
   try {
-    const { cond, uncond } = await stage('text', (progress) => encodeText(gpu, o, folder.textEncoder, keyframeCkpt, configs.keyframe, progress));
+    const { cond, uncond } = await stage('text', async (progress) =>
+      encodePrompt(
+        gpu,
+        {
+          ...o,
+          tokenizerDir: folder.textEncoder,
+          textEncoderDir: folder.textEncoder,
+          projection: keyframeCkpt,
+          projectionPrefix: 'projections.',
+          contextDim: configs.keyframe.context_dim!,
+          unconditional: await readNullEmbedding(keyframeCkpt),
+        },
+        progress,
+      ),
+    );
     let latents: Tensor;
     try {
       latents = await stage('keyframes', (progress) => sampleKeyframes(gpu, o, keyframeCkpt, configs.keyframe, schedule, cond, uncond, [latentH, latentW], progress));
@@ -210,36 +169,7 @@ export async function generateVideo(options: GenerateOptions): Promise<GenerateR
     await keyframeCkpt.close();
     if (!o.gpu) gpu.destroy();
   }
-  return { frames, fps: PLAYBACK_FPS[o.fps], width: o.width, height: o.height, timings, peakBytes: runPeak };
-}
-
-async function encodeText(
-  gpu: Gpu,
-  o: GenerateOptions & { dtype: WeightDType },
-  dir: Folder,
-  keyframeCkpt: Checkpoint,
-  unetConfig: UNetConfig,
-  progress: (done: number, total: number) => void,
-): Promise<{ cond: Conditioning; uncond: Conditioning }> {
-  const tokenizer = await T5Tokenizer.fromDir(dir);
-  const config = await readT5Config('config.json', dir);
-  const tokens = tokenizer.encodePrompt(o.prompt, o.negativePrompt);
-  const ckpt = await openT5Checkpoint(dir);
-  const projection = await loadKandinskyProjection(gpu, keyframeCkpt, { inDim: config.d_model, contextDim: unetConfig.context_dim!, dtype: o.dtype });
-  try {
-    const encoder = t5EncoderFor(config, ckpt);
-    const nullEmbedding = await readNullEmbedding(keyframeCkpt);
-    return await conditionPrompt(
-      gpu,
-      tokens,
-      (ids, mask, batch) => encoder.encodeStreaming(gpu, ckpt, ids, mask, { batch, dtype: o.dtype, onLayer: progress }),
-      projection,
-      nullEmbedding,
-    );
-  } finally {
-    projection.dispose();
-    await ckpt.close();
-  }
+  return { frames, fps: PLAYBACK_FPS[o.fps], width: o.width, height: o.height, timings: stages.timings, peakBytes: stages.peakBytes };
 }
 
 /** Rows of a [R, L, C] context stacked: the conditional rows, then the unconditional. */

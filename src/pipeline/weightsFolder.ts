@@ -1,7 +1,10 @@
 // Finds the files of a Kandinsky Video release in a folder: the upstream
 // release as published, or the same converted by `kandinsky convert`.
-import { KandinskyError } from '../errors.ts';
-import { type Folder, type FolderLike, asFolder, hasFile, subfolder } from '../io/folder.ts';
+import { FormatError, KandinskyError } from '../errors.ts';
+import { type Folder, type FolderLike, asFolder, folderPath, hasFile, subfolder } from '../io/folder.ts';
+import { MAX_CONFIG_JSON_BYTES, parseJsonText, readJsonText } from '../io/jsonFile.ts';
+import { type MoVQConfig, IMAGE_MOVQ, parseMoVQConfig } from '../models/movq/config.ts';
+import { type UNetConfig, parseUNetConfig, presetConfig } from '../models/unet/config.ts';
 import { pathKind } from '../platform.ts';
 
 /** The files of a release, as paths inside `folder`. */
@@ -52,4 +55,33 @@ export async function resolveWeightsFolder(weights: FolderLike): Promise<Weights
   ].filter((m): m is string => m !== null);
   if (missing.length) throw new KandinskyError(`weights ${folder.name}: missing ${missing.join(', ')}.\n${EXPECTED}`);
   return { folder, keyframe: keyframe!, interpolation: interpolation!, movq: movq!, textEncoder: textEncoder! };
+}
+
+/**
+ * Model configurations: the released ones, or, when the weights folder has a
+ * `config.json` ({"keyframe", "interpolation", "movq"}), those (e.g. the demo set).
+ */
+export interface ModelConfigs {
+  keyframe: UNetConfig;
+  interpolation: UNetConfig;
+  movq: MoVQConfig;
+}
+
+/** The text of a weights folder's `config.json`, validated. */
+export function parseModelConfigs(text: string, file: string): ModelConfigs {
+  const raw = parseJsonText(text, file, MAX_CONFIG_JSON_BYTES);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FormatError(file, 'must hold an object {"keyframe", "interpolation", "movq"}');
+  const sections = raw as Record<string, unknown>;
+  return {
+    keyframe: parseUNetConfig(sections.keyframe, `${file} keyframe`),
+    interpolation: parseUNetConfig(sections.interpolation, `${file} interpolation`),
+    movq: parseMoVQConfig(sections.movq, `${file} movq`),
+  };
+}
+
+export async function readModelConfigs(weights: FolderLike): Promise<ModelConfigs> {
+  const folder = asFolder(weights);
+  const text = await readJsonText('config.json', MAX_CONFIG_JSON_BYTES, true, folder);
+  if (text === null) return { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
+  return parseModelConfigs(text, folderPath(folder, 'config.json'));
 }

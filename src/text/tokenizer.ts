@@ -20,16 +20,19 @@
 // Metaspace form): it approximates the charsmap with String.normalize('NFKC')
 // (a ZWJ becomes a space) and appends '</s>' after a literal '</s>'. So this
 // file implements the model itself; it needs no package.
-import { FormatError } from '../errors.ts';
-import { type FolderLike, asFolder, readAll, readText } from '../io/folder.ts';
+import { FormatError, quoteValue } from '../errors.ts';
+import { type FolderLike, asFolder, folderPath, readAll } from '../io/folder.ts';
+import { parseJsonText, readJsonText } from '../io/jsonFile.ts';
 
 /** Upstream's tokens_length: prompts are cut or padded to this many ids. */
 export const T5_MAX_TOKENS = 128;
 
-/** Tokenizer files larger than this are refused (Flan-UL2's tokenizer.json is 2.4 MB). */
-const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
 /** T5Tokenizer's default number of <extra_id_N> sentinels. */
 export const T5_EXTRA_IDS = 100;
+/** Flan-UL2's tokenizer.json is 2.4 MB; the largest SentencePiece vocabularies (256k pieces) stay well under this. */
+export const MAX_TOKENIZER_JSON_BYTES = 64 << 20;
+/** Pieces in a vocabulary, added tokens included: four times the largest SentencePiece models'. */
+export const MAX_VOCAB = 1 << 20;
 
 const SPACE_SYMBOL = '\u2581'; // '▁'
 const UNK_PENALTY = 10; // SentencePiece's kUnkPenalty
@@ -211,7 +214,12 @@ export class T5Tokenizer {
     this.minScore = Number.isFinite(min) ? min : 0;
     this.maxScore = max;
     const alts = [...model.special.keys()].sort((a, b) => b.length - a.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    this.specialRe = alts.length ? new RegExp(`(${alts.join('|')})`) : null;
+    try {
+      this.specialRe = alts.length ? new RegExp(`(${alts.join('|')})`) : null;
+      this.specialRe?.test(''); // V8 compiles on first use: fail here, not mid-encode
+    } catch (e) {
+      throw new FormatError(source, `the ${alts.length} special tokens cannot be matched: ${(e as Error).message.slice(0, 80)}`);
+    }
   }
 
   get vocabSize(): number {
@@ -350,10 +358,10 @@ export class T5Tokenizer {
   /** Loads `tokenizer.json` from a folder, or `spiece.model` when there is no tokenizer.json. */
   static async fromDir(dir: FolderLike): Promise<T5Tokenizer> {
     const folder = asFolder(dir);
-    const json = await folder.open('tokenizer.json');
-    if (json) return T5Tokenizer.fromTokenizerJson(await readText(json, MAX_TOKENIZER_BYTES), json.name);
+    const json = await readJsonText('tokenizer.json', MAX_TOKENIZER_JSON_BYTES, true, folder);
+    if (json !== null) return T5Tokenizer.fromTokenizerJson(json, folderPath(folder, 'tokenizer.json'));
     const spiece = await folder.open('spiece.model');
-    if (spiece) return T5Tokenizer.fromSentencePieceModel(await readAll(spiece, MAX_TOKENIZER_BYTES), spiece.name);
+    if (spiece) return T5Tokenizer.fromSentencePieceModel(await readAll(spiece, MAX_TOKENIZER_JSON_BYTES), spiece.name);
     throw new FormatError(folder.name, 'no tokenizer here: expected tokenizer.json (Hugging Face) or spiece.model (SentencePiece)');
   }
 
@@ -365,13 +373,7 @@ export class T5Tokenizer {
    * text. These are read as the SentencePiece settings they encode.
    */
   static fromTokenizerJson(text: string, file = 'tokenizer.json'): T5Tokenizer {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (e) {
-      throw new FormatError(file, `not valid JSON: ${(e as Error).message}`);
-    }
-    return new T5Tokenizer(modelFromTokenizerJson(raw, file), file);
+    return new T5Tokenizer(modelFromTokenizerJson(parseJsonText(text, file, MAX_TOKENIZER_JSON_BYTES), file), file);
   }
 
   /**
@@ -392,8 +394,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function base64Bytes(s: string, file: string): Uint8Array {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw new FormatError(file, 'precompiled_charsmap is not base64');
-  const bin = atob(s);
+  let bin: string;
+  try {
+    bin = atob(s);
+  } catch {
+    throw new FormatError(file, 'precompiled_charsmap is not base64');
+  }
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
@@ -428,7 +434,7 @@ function readNormalizer(n: unknown, file: string): CharsMap | null {
       // remove_extra_whitespaces already does; anything else is a different tokenizer.
       const pat = isObject(n.pattern) ? (n.pattern.Regex ?? n.pattern.String) : undefined;
       const ok = (pat === ' {2,}' && (n.content === ' ' || n.content === SPACE_SYMBOL)) || (pat === '  ' && n.content === ' ');
-      if (!ok) throw new FormatError(file, `unsupported Replace normalizer ${JSON.stringify(n.pattern)} → ${JSON.stringify(n.content)} (only the SentencePiece converters' space collapsing)`);
+      if (!ok) throw new FormatError(file, `unsupported Replace normalizer ${quoteValue(n.pattern)} → ${quoteValue(n.content)} (only the SentencePiece converters' space collapsing)`);
       return null;
     }
     case 'Strip':
@@ -469,10 +475,11 @@ function modelFromTokenizerJson(raw: unknown, file: string): UnigramModel {
   if (!isObject(raw)) throw new FormatError(file, 'must hold a JSON object');
   const m = raw.model;
   if (!isObject(m) || m.type !== 'Unigram') {
-    throw new FormatError(file, `model.type must be "Unigram" (a T5 SentencePiece tokenizer), got ${JSON.stringify(isObject(m) ? m.type : m)}`);
+    throw new FormatError(file, `model.type must be "Unigram" (a T5 SentencePiece tokenizer), got ${quoteValue(isObject(m) ? m.type : m)}`);
   }
   if (m.byte_fallback === true) throw new FormatError(file, 'byte_fallback Unigram models are not supported (T5 has none)');
   if (!Array.isArray(m.vocab) || m.vocab.length === 0) throw new FormatError(file, 'model.vocab must be a non-empty list of [piece, score]');
+  if (m.vocab.length > MAX_VOCAB) throw new FormatError(file, `model.vocab has ${m.vocab.length} pieces, over the limit of ${MAX_VOCAB}`);
   const vocab: [string, number][] = m.vocab.map((e: unknown, i: number) => {
     if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1])) {
       throw new FormatError(file, `model.vocab[${i}] must be [piece, score]`);
@@ -486,17 +493,22 @@ function modelFromTokenizerJson(raw: unknown, file: string): UnigramModel {
   const special = new Map<string, number>();
   const added = raw.added_tokens ?? [];
   if (!Array.isArray(added)) throw new FormatError(file, 'added_tokens must be a list');
+  // Ids after the vocab must be contiguous, so none can exceed vocab + added.
+  const maxId = vocab.length + added.length - 1;
   for (const [i, t] of added.entries()) {
     if (!isObject(t) || typeof t.content !== 'string' || !t.content || !Number.isInteger(t.id) || (t.id as number) < 0) {
       throw new FormatError(file, `added_tokens[${i}] needs "id" and "content"`);
     }
+    if ((t.id as number) > maxId) throw new FormatError(file, `added_tokens[${i}] has id ${t.id}, past the ${vocab.length} vocab ids and ${added.length} added tokens`);
     special.set(t.content, t.id as number);
   }
   const idToPiece = vocab.map(([p]) => p);
   for (const [content, id] of special) {
     if (id >= idToPiece.length) idToPiece[id] = content;
   }
-  if (idToPiece.some((p) => p === undefined)) throw new FormatError(file, 'added_tokens leave gaps in the ids after the vocab');
+  for (let id = vocab.length; id < idToPiece.length; id++) {
+    if (idToPiece[id] === undefined) throw new FormatError(file, `added_tokens leave id ${id} unused after the ${vocab.length} vocab ids`);
+  }
   const excluded = new Set<number>([unkId, ...special.values()]);
   const pieces = new Map<string, Piece>();
   vocab.forEach(([text, score], id) => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { NumericsError } from '../../src/errors.ts';
 import { type GuidedModel, sample } from '../../src/diffusion/sampler.ts';
 import { makeSchedule } from '../../src/diffusion/schedule.ts';
+import { stridedTimes } from '../../src/diffusion/step.ts';
 import { affine, axpby } from '../../src/ops/elementwise.ts';
 import { concat } from '../../src/ops/layout.ts';
 import { testGpu } from '../helpers.ts';
@@ -50,5 +51,35 @@ describe('sampler', () => {
     await expect(run(5, 7, nanAtStep3)).rejects.toThrow(NumericsError);
     calls = 0;
     await expect(run(5, 7, nanAtStep3)).rejects.toThrow(/keyframes, step 3\/6/);
+  });
+
+  it('strided: calls the model at Kandinsky 3 times, scaled by 1000 // n, and ends at index 0', async () => {
+    expect(stridedTimes(1000, 50).slice(0, 3)).toEqual([999, 979, 959]);
+    expect(stridedTimes(1000, 50)).toHaveLength(50);
+    expect(stridedTimes(1000, 50).at(-1)).toBe(19);
+    expect(stridedTimes(1000, 7)).toHaveLength(8); // range(999, 0, -142), as upstream
+    expect(() => stridedTimes(1000, 0)).toThrow(RangeError);
+    const gpu = await testGpu();
+    const long = makeSchedule({ schedule: 'cosine', timesteps: 1000, percentile: 0.99 });
+    const seen: number[] = [];
+    const steps: number[] = [];
+    const spy: GuidedModel = (x, time, u) => (seen.push(time), model(x, time, u));
+    const out = await sample(gpu, {
+      schedule: long,
+      shape: [1, 4, 4, 4],
+      seed: 3,
+      stream: 1,
+      guidance: 3,
+      vPrediction: false,
+      strided: { times: stridedTimes(1000, 4), eta: 1 },
+      model: spy,
+      stage: 'image',
+      onStep: (done, total) => steps.push(done * 100 + total),
+    });
+    const data = (await out.read()) as Float32Array;
+    out.dispose();
+    expect(seen).toEqual([999, 749, 499, 249]);
+    expect(steps).toEqual([104, 204, 304, 404]);
+    expect(data.every(Number.isFinite)).toBe(true);
   });
 });

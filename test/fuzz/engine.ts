@@ -5,15 +5,26 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { unzipSync, zipSync } from 'fflate';
 import { KandinskyError } from '../../src/errors.ts';
+import { MAX_CONFIG_JSON_BYTES, parseJsonText } from '../../src/io/jsonFile.ts';
 import { bytesSource } from '../../src/io/byteSource.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import { openPt } from '../../src/io/pt.ts';
 import { openSafetensors } from '../../src/io/safetensors.ts';
+import { parseMoVQConfig } from '../../src/models/movq/config.ts';
+import { parseT5Config } from '../../src/models/t5/config.ts';
+import { parseUNetConfig } from '../../src/models/unet/config.ts';
 import { parseCaseJson } from '../../src/parity/case.ts';
+import { DEMO_CONFIG } from '../../src/pipeline/demoWeights.ts';
+import { parseModelConfigs } from '../../src/pipeline/weightsFolder.ts';
+import { T5Tokenizer } from '../../src/text/tokenizer.ts';
 
 export interface FuzzTarget {
   name: string;
+  /** The name the reader is given: every typed error must mention it. */
+  file: string;
   seeds: Uint8Array[];
+  /** Relative frequency of each seed (default: equal), to spend less of the run on costly seeds. */
+  seedWeights?: number[];
   /** Structure-aware mutations on top of the byte-level ones. */
   mutate?: (seed: Uint8Array, rng: Rng) => Uint8Array;
   run: (input: Uint8Array) => Promise<void>;
@@ -25,6 +36,8 @@ export interface FuzzReport {
   ok: number;
   /** Typed errors by class name. */
   errors: Record<string, number>;
+  /** Typed errors by problem: the message without the file name, numbers and quoted values. */
+  problems: Record<string, number>;
   /** Untyped exceptions and bound violations: must be empty. */
   failures: { input: string; error: string }[];
   slowestMs: number;
@@ -87,8 +100,11 @@ export function mutateBytes(seed: Uint8Array, rng: Rng): Uint8Array {
     case 5: {
       // delete a chunk
       const at = rng.int(b.length + 1);
-      const len = rng.int(32);
-      return Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + len)]);
+      const len = Math.min(rng.int(32), b.length - at);
+      const out = new Uint8Array(b.length - len);
+      out.set(b.subarray(0, at));
+      out.set(b.subarray(at + len), at);
+      return out;
     }
     default:
       return new Uint8Array(rng.int(64)).map(() => rng.int(256));
@@ -111,6 +127,7 @@ function latin1(b: Uint8Array): string {
 export function safetensorsTarget(seeds: Uint8Array[]): FuzzTarget {
   return {
     name: 'safetensors',
+    file: 'fuzz.safetensors',
     seeds,
     mutate(seed, rng) {
       const len = Number(new DataView(seed.buffer, seed.byteOffset).getBigUint64(0, true));
@@ -163,6 +180,7 @@ export function ptTarget(seeds: Uint8Array[], unzip: (b: Uint8Array) => Record<s
   const bombs = new Map<Uint8Array, Uint8Array>();
   return {
     name: 'pt',
+    file: 'fuzz.pt',
     seeds,
     mutate(seed, rng) {
       const entries = { ...unzipped.get(seed)! };
@@ -214,28 +232,184 @@ export function ptTarget(seeds: Uint8Array[], unzip: (b: Uint8Array) => Record<s
   };
 }
 
+const CONFIG_PARSERS: Readonly<Record<string, (raw: unknown, source: string) => unknown>> = {
+  unet: parseUNetConfig,
+  movq: parseMoVQConfig,
+  t5_encoder: parseT5Config,
+};
+
+/** Parity case.json: the case itself and its module's config. */
 export function caseJsonTarget(seeds: Uint8Array[]): FuzzTarget {
+  const file = 'fuzz/case.json';
   return {
     name: 'case.json',
+    file,
     seeds,
-    mutate(seed, rng) {
-      const c = JSON.parse(new TextDecoder().decode(seed));
-      const k = rng.pick(['name', 'module', 'config', 'method', 'args', 'atol', 'rtol', 'source']);
-      c[k] = rng.pick([null, -1, 1e309, 'x', [], {}, { a: { b: [] } }, '', 0, true, 'x'.repeat(rng.int(1000))]);
-      return new TextEncoder().encode(rng.int(10) === 0 ? `${'['.repeat(100000)}` : JSON.stringify(c));
-    },
+    mutate: mutateJson,
     run: async (input) => {
-      parseCaseJson(new TextDecoder().decode(input), 'fuzz/case.json');
+      const spec = parseCaseJson(new TextDecoder().decode(input), file);
+      CONFIG_PARSERS[spec.module]?.(spec.config, `${file} config`);
     },
   };
+}
+
+/** tokenizer.json: loaded, then used on a prompt that goes through the charsmap, the Viterbi and the special tokens. */
+export function tokenizerJsonTarget(seeds: Uint8Array[], seedWeights?: number[]): FuzzTarget {
+  const file = 'fuzz/tokenizer.json';
+  return {
+    name: 'tokenizer.json',
+    file,
+    seeds,
+    seedWeights,
+    mutate: mutateJson,
+    run: async (input) => {
+      const tokenizer = T5Tokenizer.fromTokenizerJson(new TextDecoder().decode(input), file);
+      tokenizer.encodePrompt('A red  car drifting, ﬁne ＡＢＣ 4k video</s><extra_id_1>', 'low quality');
+    },
+  };
+}
+
+/** The T5 encoder's config.json (flan-ul2/config.json). */
+export function t5ConfigTarget(seeds: Uint8Array[]): FuzzTarget {
+  const file = 'fuzz/flan-ul2/config.json';
+  return {
+    name: 'config.json (T5)',
+    file,
+    seeds,
+    mutate: mutateJson,
+    run: async (input) => {
+      parseT5Config(parseJsonOrFail(input, file), file);
+    },
+  };
+}
+
+/** A weights folder's config.json: {"keyframe", "interpolation", "movq"}. */
+export function modelConfigsTarget(seeds: Uint8Array[]): FuzzTarget {
+  const file = 'fuzz/config.json';
+  return {
+    name: 'config.json (models)',
+    file,
+    seeds,
+    mutate: mutateJson,
+    run: async (input) => {
+      parseModelConfigs(new TextDecoder().decode(input), file);
+    },
+  };
+}
+
+function parseJsonOrFail(input: Uint8Array, file: string): unknown {
+  return parseJsonText(new TextDecoder().decode(input), file, MAX_CONFIG_JSON_BYTES);
+}
+
+const DEPTH = 10_000;
+/** Raw JSON texts put in place of a value: wrong types, extreme numbers, deep nesting, bulk. */
+const HOSTILE_JSON: readonly string[] = [
+  'null',
+  'true',
+  '-1',
+  '0',
+  '1.5',
+  '1e309',
+  '-1e309',
+  '9007199254740993',
+  '1e300',
+  '4294967296',
+  '16777217',
+  '""',
+  '"x"',
+  '[]',
+  '{}',
+  '[1]',
+  '{"type":"x"}',
+  `${'['.repeat(DEPTH)}${']'.repeat(DEPTH)}`,
+  `${'{"a":'.repeat(DEPTH)}1${'}'.repeat(DEPTH)}`,
+  `"${'x'.repeat(1 << 16)}"`,
+  `[${'1,'.repeat(1 << 16)}1]`,
+  `[${Array.from({ length: 1 << 12 }, (_, i) => `["p${i}",-1]`).join(',')}]`,
+];
+const MARKER = '@@HOSTILE@@';
+
+type Slot = [container: Record<string, unknown> | unknown[], key: string | number];
+
+function slots(v: unknown, out: Slot[]): Slot[] {
+  if (Array.isArray(v)) v.forEach((x, i) => (out.push([v, i]), slots(x, out)));
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) (out.push([v as Record<string, unknown>, k]), slots(x, out));
+  return out;
+}
+
+/**
+ * Structure-aware JSON mutation: a value anywhere in the tree replaced by a
+ * hostile one, by another value of the tree (type confusion) or by a nearby
+ * number; a key or element removed; an unknown key added.
+ */
+export function mutateJson(seed: Uint8Array, rng: Rng): Uint8Array {
+  const root: unknown = JSON.parse(new TextDecoder().decode(seed));
+  const all = slots(root, []);
+  if (all.length === 0) return new TextEncoder().encode(rng.pick(HOSTILE_JSON));
+  const [container, key] = rng.pick(all);
+  const set = (v: unknown) => ((container as Record<string | number, unknown>)[key] = v);
+  let raw: string | null = null;
+  switch (rng.int(6)) {
+    case 0:
+    case 1:
+      raw = rng.pick(HOSTILE_JSON);
+      set(MARKER);
+      break;
+    case 2: {
+      const [c2, k2] = rng.pick(all);
+      set(structuredClone((c2 as Record<string | number, unknown>)[k2]));
+      break;
+    }
+    case 3: {
+      const v = (container as Record<string | number, unknown>)[key];
+      if (typeof v === 'number') set(rng.pick([v + 1, v - 1, -v, v * 2 ** (1 + rng.int(40)), v / 3, 0]));
+      else if (typeof v === 'string') set(rng.pick(['', v.slice(1), `${v}x`, v.repeat(1 + rng.int(100)), '\u0000']));
+      else raw = rng.pick(HOSTILE_JSON);
+      if (raw !== null) set(MARKER);
+      break;
+    }
+    case 4:
+      if (Array.isArray(container)) container.splice(key as number, 1);
+      else delete container[key as string];
+      break;
+    default: {
+      const objects = all.map(([c]) => c).filter((c): c is Record<string, unknown> => !Array.isArray(c));
+      if (objects.length) rng.pick(objects)[`unknown_${rng.int(4)}`] = MARKER;
+      raw = rng.pick(HOSTILE_JSON);
+    }
+  }
+  const text = JSON.stringify(root);
+  return new TextEncoder().encode(raw === null ? text : text.replace(`"${MARKER}"`, () => raw));
+}
+
+function weightedPick<T>(xs: readonly T[], weights: readonly number[], rng: Rng): T {
+  let r = rng.next() * weights.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < xs.length; i++) if ((r -= weights[i]) < 0) return xs[i];
+  return xs[xs.length - 1];
+}
+
+/** An error's problem with the file name, numbers and quoted values taken out, for counting by kind. */
+export function problemKind(e: Error, file: string): string {
+  const detail = e.message
+    .split(file)
+    .join('')
+    .split('\n')[0]
+    .replace(/"[^"]*"|'[^']*'|\[[^\]]*\]|\{[^}]*\}|\[.*$/g, '_')
+    .replace(/\d+(\.\d+)?/g, 'N')
+    .replace(/(JSON|unknown key\(s\)|unknown keys).*$/, '$1')
+    .replace(/(,? got | \().*$/, '')
+    .replace(/^[\s:]+/, '');
+  return `${e.name}: ${detail.slice(0, 90)}`;
 }
 
 /** Runs `count` inputs (or until `deadline`), alternating structural and byte mutations. */
 export async function fuzz(target: FuzzTarget, options: { count: number; seed: number; deadline?: number; maxMsPerInput: number }): Promise<FuzzReport> {
   const rng = new Rng(options.seed);
-  const report: FuzzReport = { target: target.name, inputs: 0, ok: 0, errors: {}, failures: [], slowestMs: 0 };
+  const report: FuzzReport = { target: target.name, inputs: 0, ok: 0, errors: {}, problems: {}, failures: [], slowestMs: 0 };
   for (let i = 0; i < options.count && (!options.deadline || Date.now() < options.deadline); i++) {
-    const seed = rng.pick(target.seeds);
+    const seed = target.seedWeights ? weightedPick(target.seeds, target.seedWeights, rng) : rng.pick(target.seeds);
+    // Let timers run now and then (vitest's worker RPC among them).
+    if (i % 200 === 199) await new Promise((resolve) => setImmediate(resolve));
     let input: Uint8Array;
     try {
       input = target.mutate && rng.int(2) ? target.mutate(seed, rng) : mutateBytes(seed, rng);
@@ -247,8 +421,14 @@ export async function fuzz(target: FuzzTarget, options: { count: number; seed: n
       await target.run(input);
       report.ok++;
     } catch (e) {
-      if (e instanceof KandinskyError) report.errors[e.name] = (report.errors[e.name] ?? 0) + 1;
-      else report.failures.push({ input: latin1(input.subarray(0, 120)), error: `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300) });
+      if (e instanceof KandinskyError && e.message.includes(target.file)) {
+        report.errors[e.name] = (report.errors[e.name] ?? 0) + 1;
+        const kind = problemKind(e, target.file);
+        report.problems[kind] = (report.problems[kind] ?? 0) + 1;
+      } else {
+        const why = e instanceof KandinskyError ? `typed error without the file name: ` : '';
+        report.failures.push({ input: latin1(input.subarray(0, 120)), error: `${why}${(e as Error).name}: ${(e as Error).message}`.slice(0, 300) });
+      }
     }
     const ms = performance.now() - t0;
     report.slowestMs = Math.max(report.slowestMs, ms);
@@ -256,6 +436,26 @@ export async function fuzz(target: FuzzTarget, options: { count: number; seed: n
     report.inputs++;
   }
   return report;
+}
+
+/** A small tokenizer.json from the fixture: the first `pieces` pieces, three sentinels after them. */
+function smallTokenizer(full: Record<string, any>, pieces: number, edit: (t: Record<string, any>) => void): Uint8Array {
+  const t = structuredClone(full);
+  t.model.vocab = t.model.vocab.slice(0, pieces);
+  t.added_tokens = [
+    ...t.added_tokens.filter((a: { id: number }) => a.id < 3),
+    ...[0, 1, 2].map((n) => ({ id: pieces + n, content: `<extra_id_${n}>`, special: true })),
+  ];
+  edit(t);
+  return new TextEncoder().encode(JSON.stringify(t));
+}
+
+/** A report as lines: counts, then each kind of problem by frequency. */
+export function describeReport(r: FuzzReport): string {
+  const problems = Object.entries(r.problems)
+    .sort((a, b) => b[1] - a[1])
+    .map(([kind, n]) => `    ${String(n).padStart(5)}  ${kind}`);
+  return [`fuzz ${r.target}: ${r.inputs} inputs, ${r.ok} accepted, typed errors ${JSON.stringify(r.errors)}, slowest ${r.slowestMs.toFixed(0)} ms`, ...problems].join('\n');
 }
 
 /** The targets with their seeds: the committed fixtures. */
@@ -267,5 +467,26 @@ export function fuzzTargets(): FuzzTarget[] {
     .filter((f) => f.endsWith('.safetensors'))
     .map((f) => read(`pt/${f}`));
   const cases = readdirSync(join(fixtures, 'parity')).map((d) => read(`parity/${d}/case.json`));
-  return [safetensorsTarget(st), ptTarget(pt, (b) => unzipSync(b)), caseJsonTarget(cases)];
+  // The fixture's charsmap alone is 317 kB of base64 and makes an input ten
+  // times costlier: one seed carries it and is picked one time in six, so
+  // that 10,000 inputs stay within seconds.
+  const tokenizer = JSON.parse(new TextDecoder().decode(read('tokenizer/tokenizer.json')));
+  const tokenizers = [
+    smallTokenizer(tokenizer, 300, () => {}),
+    smallTokenizer(tokenizer, 300, (t) => (t.normalizer = t.normalizer.normalizers[1])),
+    smallTokenizer(tokenizer, 100, (t) => {
+      t.normalizer = null;
+      t.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true }] };
+    }),
+  ];
+  const t5Configs = [read('tokenizer/config.json'), new TextEncoder().encode('{}')];
+  const modelConfigs = [new TextEncoder().encode(JSON.stringify(DEMO_CONFIG))];
+  return [
+    safetensorsTarget(st),
+    ptTarget(pt, (b) => unzipSync(b)),
+    caseJsonTarget(cases),
+    tokenizerJsonTarget(tokenizers, [1, 2.5, 2.5]),
+    t5ConfigTarget(t5Configs),
+    modelConfigsTarget(modelConfigs),
+  ];
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DeviceLimitError, ShaderCompileError } from '../../src/errors.ts';
-import { reflectKernel } from '../../src/gpu/kernels.ts';
+import { kernelFiles, kernelUrl, loadKernel, reflectKernel, selectFeatureBlocks } from '../../src/gpu/kernels.ts';
+import { readPackageText } from '../../src/platform.ts';
 import { sizeClass } from '../../src/gpu/pool.ts';
 import { add, silu } from '../../src/ops/elementwise.ts';
 import { keep, tidy } from '../../src/tensor/scope.ts';
@@ -44,6 +45,28 @@ describe('kernel runtime', () => {
     const err = await gpu.addKernel('broken', '@compute @workgroup_size(1)\nfn main() {\n  let x: f32 = nope;\n}\n').catch((e) => e);
     expect(err).toBeInstanceOf(ShaderCompileError);
     expect(err.message).toMatch(/kernels\/broken\.wgsl:3:\d+/);
+  });
+
+  it('every kernel file compiles on a device without subgroups', async () => {
+    const gpu = await testGpu();
+    for (const file of await kernelFiles()) {
+      // Blanked feature blocks leave no subgroup builtin behind: Tint rejects one without `enable subgroups`.
+      const source = selectFeatureBlocks(file, await readPackageText(kernelUrl(file)), new Set());
+      expect(source.split('\n').filter((l) => !l.trim().startsWith('//')).join('\n'), file).not.toMatch(/enable subgroups|subgroup[A-Z]\w*\(|subgroup_invocation_id/);
+      const kernel = await loadKernel(gpu.device, file, source);
+      expect(kernel.entries.size, file).toBeGreaterThan(0);
+      if (file === 'matmul') expect([...kernel.entries.keys()].sort()).toEqual(['naive', 'tiled']);
+      if (file === 'attention') expect(kernel.entries.has('main')).toBe(true);
+    }
+  });
+
+  it('feature blocks: kept, blanked or #else, with line numbers preserved; malformed blocks name the line', () => {
+    const src = 'a\n// #if subgroups\nb\n// #else\nc\n// #endif\nd';
+    expect(selectFeatureBlocks('k', src, new Set(['subgroups'])).split('\n')).toEqual(['a', '', 'b', '', '', '', 'd']);
+    expect(selectFeatureBlocks('k', src, new Set()).split('\n')).toEqual(['a', '', '', '', 'c', '', 'd']);
+    expect(() => selectFeatureBlocks('k', '// #if subgroups\nx', new Set())).toThrow('kernels/k.wgsl:1: #if without #endif');
+    expect(() => selectFeatureBlocks('k', 'x\n// #endif', new Set())).toThrow('kernels/k.wgsl:2: #endif without an #if');
+    expect(() => selectFeatureBlocks('k', '// #if a\n// #if b', new Set())).toThrow(/kernels\/k.wgsl:2: nested #if/);
   });
 
   it('rejects missing or unknown uniform members and bindings', async () => {

@@ -108,6 +108,10 @@ describe('sharded checkpoints (*.index.json)', () => {
     expect(c.metadata.total_size).toBe('123');
     expect(c.metadata.format).toBe('pt');
     await c.close();
+    // diffusers names a variant's index model.safetensors.index.fp16.json.
+    const variant = await openCheckpointFile(index('model.safetensors.index.fp16.json', map));
+    expect(variant.keys()).toEqual(c.keys());
+    await variant.close();
   });
 
   it('refuses bad indexes with the index file named', async () => {

@@ -37,6 +37,14 @@ describe('text to video pipeline', () => {
     expect(medium.frames).toHaveLength(57);
   }, 600_000);
 
+  it('guidance 0 equals the conditional pass alone: the unconditional context (here a negative prompt) changes nothing', async () => {
+    const plain = await run({ guidance: 0 });
+    const negative = await run({ guidance: 0, negativePrompt: 'blurry, low quality' });
+    expect(negative.frames.map((f) => f.data)).toEqual(plain.frames.map((f) => f.data));
+    const guided = await run({ guidance: 5, negativePrompt: 'blurry, low quality' });
+    expect(guided.frames[0].data).not.toEqual(plain.frames[0].data);
+  }, 600_000);
+
   it('high frame rate gives 225 frames', async () => {
     const high = await run({ fps: 'high', steps: 2 });
     expect(high.frames).toHaveLength(225);
@@ -55,14 +63,6 @@ describe('text to video pipeline', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weights-'));
     writeFileSync(join(dir, 'movq.pt'), 'not a checkpoint');
     await expect(run({ weights: dir })).rejects.toThrow(/missing kandinsky_video\.pt, kandinsky_video_interpolation\.pt, flan-ul2\/config\.json[\s\S]*KandinskyVideo/);
-  });
-
-  it("a size whose decoder activations exceed the adapter's binding limit fails at once, naming the limit", async () => {
-    // The demo decoder's first level has 32 channels at full resolution: 128 bytes a pixel.
-    const side = 64 * Math.ceil(Math.sqrt((await testGpu()).maxBinding / 128) / 64 + 1);
-    const t0 = performance.now();
-    await expect(run({ width: side, height: side })).rejects.toThrow(/choose a smaller size: needs maxStorageBufferBindingSize/);
-    expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
   it('rejects bad sizes and steps', async () => {

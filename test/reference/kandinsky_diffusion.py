@@ -1,5 +1,6 @@
 """One step of the Kandinsky Video 1.0 sampler (upstream `BaseDiffusion`), written from
-../shared/design/kandinsky-video-spec.md section 2.
+../shared/design/kandinsky-video-spec.md section 2, and one strided step of the Kandinsky 3.0
+sampler (upstream Kandinsky-3 `BaseDiffusion.p_sample`: DDIM with eta between two step indices).
 
 Precision: the betas are float32 exactly as upstream makes them (cosine: Python floats rounded to
 f32; linear: torch.linspace in f32). Everything derived from them (alpha_bar, the posterior
@@ -73,3 +74,19 @@ class Diffusion:
         nonzero = (t != 0).to(torch.float64).reshape(t.shape[0], *((1,) * (x.dim() - 1)))
         logvar = self._per_row(self.log_variance, t, x.dim())
         return mean + nonzero * torch.exp(0.5 * logvar) * noise
+
+    def strided_step(self, x, t, prev_t, pred, noise, eta):
+        """Kandinsky 3: from index t to prev_t < t (per row). x0 from the eps prediction, thresholded;
+        eps recomputed from that x0; sigma = sqrt(eta (1 - a_t/a_p)(1 - a_p)/(1 - a_t)) with
+        a = alpha_bar; x_prev = sqrt(a_p) x0 + sqrt(1 - a_p - sigma^2) eps + [prev_t != 0] sigma z.
+        prev_t = 0 reads alpha_bar[0], as upstream. Returns float64."""
+        x, pred, noise = x.double(), pred.double(), noise.double()
+        t, prev_t = t.long(), prev_t.long()
+        a_t = self._per_row(self.alphas_cumprod, t, x.dim())
+        a_p = self._per_row(self.alphas_cumprod, prev_t, x.dim())
+        x0 = self.dynamic_threshold((x - torch.sqrt(1.0 - a_t) * pred) / torch.sqrt(a_t))
+        eps = (x - torch.sqrt(a_t) * x0) / torch.sqrt(1.0 - a_t)
+        sigma = torch.sqrt(eta * (1.0 - a_t / a_p) * (1.0 - a_p) / (1.0 - a_t))
+        mean = torch.sqrt(a_p) * x0 + torch.sqrt(1.0 - a_p - sigma ** 2) * eps
+        nonzero = (prev_t != 0).to(torch.float64).reshape(t.shape[0], *((1,) * (x.dim() - 1)))
+        return mean + nonzero * sigma * noise

@@ -1,5 +1,5 @@
 """Writes the sampler-step parity cases under test/fixtures/parity/ (format:
-../shared/design/parity-cases.md, module "diffusion", method "step").
+../shared/design/parity-cases.md, module "diffusion", methods "step" and "strided_step").
 
 Run with Debian's python:  /usr/bin/python3 test/reference/make_diffusion_cases.py
 
@@ -35,6 +35,17 @@ CASES = [
      "eps-prediction, 100-step linear schedule, no percentile (x0 clipped to [-1, 1])"),
 ]
 
+STRIDED_CASES = [
+    # name, eta, shape, t per row, prev_t per row, x scale per row, seed
+    ("diffusion_strided_kandinsky3", 1.0, (4, 4, 8, 8), [999, 519, 39, 19], [979, 499, 19, 0],
+     [1.0, 1.0, 0.3, 1.0], 14,
+     "Kandinsky 3.0 sampler: 1000-step cosine, percentile 0.99, strided steps of 20 with eta 1 "
+     "(row 2 small: threshold floor 1; row 3 the last step to index 0, no noise)"),
+    ("diffusion_strided_eta0", 0.0, (3, 4, 8, 8), [999, 499, 333], [666, 166, 0],
+     [1.0, 1.0, 1.0], 15,
+     "Kandinsky 3.0 sampler with eta 0 (deterministic DDIM), stride 333 as for 3 steps"),
+]
+
 
 def main():
     torch.set_num_threads(1)
@@ -48,6 +59,19 @@ def main():
         out = Diffusion(schedule, n, p).step(x, t, pred, noise, v_prediction=v).float()
         write_case(name, "diffusion", {"schedule": schedule, "timesteps": n, "percentile": p}, "step",
                    {"v_prediction": v}, {}, {"x": x, "t": t, "pred": pred, "noise": noise}, {"out": out},
+                   SOURCE + "; " + what)
+    for name, eta, shape, ts, prevs, scales, seed, what in STRIDED_CASES:
+        g = torch.Generator().manual_seed(seed)
+        scale = torch.tensor(scales, dtype=torch.float32).reshape(-1, *((1,) * (len(shape) - 1)))
+        x = torch.randn(*shape, generator=g, dtype=torch.float32) * scale
+        pred = torch.randn(*shape, generator=g, dtype=torch.float32) * scale
+        noise = torch.randn(*shape, generator=g, dtype=torch.float32)
+        t = torch.tensor(ts, dtype=torch.int64)
+        prev_t = torch.tensor(prevs, dtype=torch.int64)
+        out = Diffusion("cosine", 1000, 0.99).strided_step(x, t, prev_t, pred, noise, eta).float()
+        write_case(name, "diffusion", {"schedule": "cosine", "timesteps": 1000, "percentile": 0.99},
+                   "strided_step", {"eta": eta}, {},
+                   {"x": x, "t": t, "prev_t": prev_t, "pred": pred, "noise": noise}, {"out": out},
                    SOURCE + "; " + what)
 
 

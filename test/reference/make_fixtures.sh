@@ -13,7 +13,7 @@ for script in test/reference/ops_*.py; do
   echo "== $script"
   "$PY" "$script"
 done
-for script in make_pt_fixtures make_unet_cases make_movq_cases make_diffusion_cases make_t5_cases; do
+for script in make_pt_fixtures make_unet_cases make_movq_cases make_diffusion_cases make_t5_cases make_keymap_fixture; do
   if [ -f "test/reference/$script.py" ]; then
     echo "== $script"
     "$PY" "test/reference/$script.py"

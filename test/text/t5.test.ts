@@ -59,7 +59,17 @@ describe('T5 config', () => {
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
-    expect(() => parseT5Config({ d_model: -1 }, 'c.json')).toThrow(/c\.json: "d_model" must be a positive integer/);
+    expect(() => parseT5Config({ d_model: -1 }, 'c.json')).toThrow(/c\.json: "d_model" must be an integer in \[1, 16777216\]/);
+    // Absurd sizes, a deeply nested value (quoted without overflowing the stack), a huge file.
+    expect(() => parseT5Config({ vocab_size: 1e300 }, 'c.json')).toThrow(/"vocab_size" must be an integer in \[1, 16777216\], got 1e\+300/);
+    expect(() => parseT5Config(JSON.parse(`{"feed_forward_proj": ${'['.repeat(10000)}${']'.repeat(10000)}}`), 'c.json')).toThrow(/must be a string, got \[a deeply nested list\]/);
+    const big = await mkdtemp(join(tmpdir(), 't5cfg-'));
+    try {
+      await writeFile(join(big, 'config.json'), `{"x": "${'x'.repeat(2 << 20)}"}`);
+      await expect(readT5Config(join(big, 'config.json'))).rejects.toThrow(/config\.json: is \d+ bytes, over the limit of 1048576/);
+    } finally {
+      await rm(big, { recursive: true, force: true });
+    }
     expect(() => parseT5Config({ feed_forward_proj: 'gated-tanh' }, 'c.json')).toThrow(/unsupported activation "tanh"/);
     expect(() => parseT5Config({ feed_forward_proj: 'silly-silu' }, 'c.json')).toThrow(/feed_forward_proj/);
     expect(() => parseT5Config({ relative_attention_num_buckets: 2 }, 'c.json')).toThrow(/no exact buckets/);

@@ -169,6 +169,12 @@ describe('tokenizer files', () => {
     bad((r) => ((r.model as Record<string, unknown>).unk_id = 99999), /unk_id/);
     bad((r) => (r.added_tokens = []), /no '<\/s>' added token/);
     bad((r) => ((r.normalizer as { normalizers: { precompiled_charsmap: string }[] }).normalizers[0].precompiled_charsmap = '%%%'), /not base64/);
+    bad((r) => ((r.normalizer as { normalizers: { precompiled_charsmap: string }[] }).normalizers[0].precompiled_charsmap = 'QUJD='), /not base64/);
+    // An id far past the vocab would make a sparse id table of a billion entries.
+    bad((r) => (r.added_tokens as { id: number }[]).push({ id: 1e9, content: '<far>' } as never), /added_tokens\[103\] has id 1000000000, past the 1300 vocab ids/);
+    bad((r) => (r.added_tokens as { id: number }[]).push({ id: 1301, content: '<gap>' } as never), /added_tokens leave id 1300 unused/);
+    bad((r) => ((r.model as Record<string, unknown>).vocab = Array.from({ length: (1 << 20) + 1 }, () => ['a', 0])), /model\.vocab has 1048577 pieces, over the limit of 1048576/);
+    bad((r) => (r.added_tokens as { id: number }[]).push({ id: 1300, content: 'x'.repeat(1 << 16) } as never), /special tokens cannot be matched/);
   });
 
   it('rejects a file that is not a SentencePiece model', () => {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,5 +47,44 @@ describe('video output', () => {
     expect(readFileSync(join(dir, 'keep.gif')).subarray(0, 3).toString()).toBe('GIF');
     expect(readdirSync(dir).filter((n) => n.includes('partial'))).toEqual([]);
     expect(() => videoFormat('x.avi')).toThrow(/unsupported output format/);
+  });
+
+  // .ci/run installs ffmpeg, so CI checks the files; without it, the error.
+  const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
+
+  it.each(['mp4', 'webp'] as const)('writes .%s through ffmpeg (or says clearly that it needs ffmpeg)', async (ext) => {
+    const dir = mkdtempSync(join(tmpdir(), 'video-'));
+    const frames = [frame(0.2, 64, 64), frame(0.6, 64, 64), frame(1, 64, 64)];
+    const out = join(dir, `a.${ext}`);
+    if (!hasFfmpeg) {
+      await expect(writeVideo(out, frames, { fps: 8 })).rejects.toThrow(`.${ext} needs ffmpeg on PATH (apt-get install ffmpeg)`);
+      expect(readdirSync(dir)).toEqual([]);
+      return;
+    }
+    await writeVideo(out, frames, { fps: 8 });
+    expect(readdirSync(dir)).toEqual([`a.${ext}`]);
+    const bytes = readFileSync(out);
+    if (ext === 'mp4') {
+      const probe = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,width,height,nb_read_frames', '-of', 'json', out], { encoding: 'utf8' });
+      expect(JSON.parse(probe.stdout).streams[0]).toMatchObject({ codec_name: 'h264', width: 64, height: 64, nb_read_frames: '3' });
+      return;
+    }
+    // ffprobe does not read animated WebP: RIFF/WEBP, the VP8X canvas (24-bit
+    // width − 1, height − 1) and one ANMF chunk per frame.
+    expect([bytes.subarray(0, 4).toString(), bytes.subarray(8, 16).toString()]).toEqual(['RIFF', 'WEBPVP8X']);
+    expect([bytes.readUIntLE(24, 3) + 1, bytes.readUIntLE(27, 3) + 1]).toEqual([64, 64]);
+    expect(bytes.toString('latin1').split('ANMF').length - 1).toBe(3);
+  });
+
+  it('a failing ffmpeg leaves no file under the output name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'video-'));
+    const path = process.env.PATH;
+    process.env.PATH = dir;
+    try {
+      await expect(writeVideo(join(dir, 'a.mp4'), [frame(1, 64, 64)], { fps: 8 })).rejects.toThrow(/needs ffmpeg on PATH/);
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -2,7 +2,8 @@
 // Kandinsky Video `movq.py`), temporal decoder options included. Field names
 // are the upstream snake_case keys, so a config.json section or a parity
 // case's `config` parses as it stands; missing keys take upstream's defaults.
-import { FormatError } from '../../errors.ts';
+import { FormatError, quoteValue } from '../../errors.ts';
+import { CONFIG_LIMITS } from '../../io/jsonFile.ts';
 
 export type Triple = readonly [number, number, number];
 
@@ -107,10 +108,10 @@ export function parseMoVQConfig(raw: unknown, source = 'generator_params'): MoVQ
   for (const k of REQUIRED) if (raw[k] === undefined) problems.push(`"${k}" is required`);
 
   const get = (k: string): unknown => raw[k] ?? (MOVQ_DEFAULTS as Record<string, unknown>)[k];
-  const int = (k: string, min: number): number => {
+  const int = (k: string, min: number, max = CONFIG_LIMITS.size): number => {
     const v = get(k);
-    if (!Number.isInteger(v) || (v as number) < min) {
-      if (v !== undefined) problems.push(`"${k}" must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
+      if (v !== undefined) problems.push(`"${k}" must be an integer in [${min}, ${max}], got ${quoteValue(v)}`);
       return min;
     }
     return v as number;
@@ -118,26 +119,27 @@ export function parseMoVQConfig(raw: unknown, source = 'generator_params'): MoVQ
   const bool = (k: string): boolean => {
     const v = get(k);
     if (typeof v !== 'boolean') {
-      problems.push(`"${k}" must be true or false, got ${JSON.stringify(v)}`);
+      problems.push(`"${k}" must be true or false, got ${quoteValue(v)}`);
       return false;
     }
     return v;
   };
   const ints = (k: string, min: number, length?: number): number[] => {
     const v = get(k);
-    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= min) || (length !== undefined && v.length !== length)) {
-      if (v !== undefined) problems.push(`"${k}" must be a list of ${length ?? 'some'} integers >= ${min}, got ${JSON.stringify(v)}`);
+    const lengthOk = length === undefined ? Array.isArray(v) && v.length <= CONFIG_LIMITS.levels : Array.isArray(v) && v.length === length;
+    if (!Array.isArray(v) || !lengthOk || !v.every((x) => Number.isInteger(x) && x >= min && x <= CONFIG_LIMITS.size)) {
+      if (v !== undefined) problems.push(`"${k}" must be a list of ${length ?? `at most ${CONFIG_LIMITS.levels}`} integers in [${min}, ${CONFIG_LIMITS.size}], got ${quoteValue(v)}`);
       return new Array<number>(length ?? 0).fill(min);
     }
     return [...(v as number[])];
   };
 
   const dropout = get('dropout');
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) problems.push(`"dropout" must be a number in [0, 1), got ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) problems.push(`"dropout" must be a number in [0, 1), got ${quoteValue(dropout)}`);
   const c: MoVQConfig = {
     ch: int('ch', 1),
     ch_mult: ints('ch_mult', 1),
-    num_res_blocks: int('num_res_blocks', 0),
+    num_res_blocks: int('num_res_blocks', 0, CONFIG_LIMITS.blocksPerLevel),
     attn_resolutions: ints('attn_resolutions', 1),
     z_channels: int('z_channels', 1),
     resolution: int('resolution', 1),
@@ -158,6 +160,7 @@ export function parseMoVQConfig(raw: unknown, source = 'generator_params'): MoVQ
   };
   if (c.ch_mult.length === 0 && Array.isArray(get('ch_mult'))) problems.push('"ch_mult" must have at least one level');
   for (const m of c.ch_mult) {
+    if (c.ch * m > CONFIG_LIMITS.size) problems.push(`level width ch·ch_mult = ${c.ch}·${m} is over ${CONFIG_LIMITS.size}`);
     if ((c.ch * m) % MOVQ_GROUPS !== 0) problems.push(`level width ch·ch_mult = ${c.ch}·${m} is not a multiple of ${MOVQ_GROUPS} (every norm has ${MOVQ_GROUPS} groups)`);
   }
   if (c.ch % MOVQ_GROUPS !== 0) problems.push(`"ch" = ${c.ch} is not a multiple of ${MOVQ_GROUPS} (every norm has ${MOVQ_GROUPS} groups)`);

@@ -8,6 +8,8 @@
 //     zeroed padding position stays unless a prompt fills every position;
 //   - the unconditional context: zeros with token 0 = null_embedding and mask
 //     [1, 0, 0, ...], unless a negative prompt's projected context replaces it.
+//     Weights without a null embedding (Kandinsky 3 in the diffusers layout)
+//     use diffusers' empty-prompt context instead (emptyPromptConditioning).
 import type { Gpu } from '../../gpu/gpu.ts';
 import { ShapeError } from '../../errors.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
@@ -139,6 +141,22 @@ export function nullConditioning(gpu: Gpu, nullEmbedding: Float32Array, batch: n
   return { context: Tensor.from(gpu, data, [batch, length, dim]), contextMask, length };
 }
 
+/**
+ * The unconditional context of diffusers' Kandinsky3Pipeline, for weights
+ * without a null embedding: T5 embeddings of zeros with an all-zero mask go
+ * through the projection inside its U-Net, where LayerNorm turns each zero
+ * token into the norm's bias; no token is attended (an all-masked attention
+ * row averages every value, as torch and our kernel do). [B, L, C].
+ */
+export function emptyPromptConditioning(gpu: Gpu, normBias: Float32Array, batch: number, length: number): Conditioning {
+  if (!Number.isInteger(length) || length < 1 || !Number.isInteger(batch) || batch < 1) {
+    throw new ShapeError('emptyPromptConditioning', `needs batch >= 1 and length >= 1, got ${batch}, ${length}`);
+  }
+  const data = new Float32Array(batch * length * normBias.length);
+  for (let r = 0; r < batch * length; r++) data.set(normBias, r * normBias.length);
+  return { context: Tensor.from(gpu, data, [batch, length, normBias.length]), contextMask: new Int32Array(batch * length), length };
+}
+
 /** Reads `null_embedding` (context_dim,) from a keyframe checkpoint. */
 export async function readNullEmbedding(ckpt: Checkpoint, key = 'null_embedding'): Promise<Float32Array> {
   const { decodeF32 } = await import('../../io/decode.ts');
@@ -162,14 +180,15 @@ export interface PromptConditioning {
  * Spec §1 steps 2-3 for one tokenized prompt (and negative prompt): both run
  * through T5 as one batch of 2 (rows are independent), with the prompt's
  * attention mask for both, so they share L. Without a negative prompt the
- * unconditional context is the null embedding's.
+ * unconditional context is the null embedding's, or, when a function is
+ * given instead, the one it builds for L tokens.
  */
 export async function conditionPrompt(
   gpu: Gpu,
   tokens: PromptPair,
   encode: EncodeFn,
   projection: KandinskyProjection,
-  nullEmbedding: Float32Array,
+  unconditional: Float32Array | ((length: number) => Conditioning),
 ): Promise<PromptConditioning> {
   const seq = tokens.prompt.inputIds.length;
   const rows = tokens.negative ? [tokens.prompt, tokens.negative] : [tokens.prompt];
@@ -188,7 +207,7 @@ export async function conditionPrompt(
   }
   const { length } = both;
   if (!tokens.negative) {
-    return { cond: both, uncond: nullConditioning(gpu, nullEmbedding, 1, length) };
+    return { cond: both, uncond: unconditional instanceof Float32Array ? nullConditioning(gpu, unconditional, 1, length) : unconditional(length) };
   }
   const row = (i: number): Conditioning => ({
     context: slice(both.context, 0, i, 1),

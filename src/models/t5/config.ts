@@ -1,11 +1,9 @@
 // The T5 encoder's configuration, read from a Hugging Face `config.json`
 // (spec §7: every size and the activation come from there). Field names are
 // the config's own; missing keys take transformers' T5Config defaults.
-import { FormatError } from '../../errors.ts';
-import { type Folder, localFolder, readText } from '../../io/folder.ts';
-
-/** Config files larger than this are refused (real ones are about 1 KB). */
-const MAX_CONFIG_BYTES = 1 << 20;
+import { FormatError, quoteValue } from '../../errors.ts';
+import { type Folder, folderPath } from '../../io/folder.ts';
+import { CONFIG_LIMITS, MAX_CONFIG_JSON_BYTES, readJsonFile } from '../../io/jsonFile.ts';
 
 export type T5Activation = 'relu' | 'gelu' | 'gelu_new' | 'silu';
 
@@ -94,17 +92,19 @@ export function parseT5Config(raw: unknown, file = 'config.json'): T5Config {
   for (const k of INT_KEYS) {
     const v = r[k];
     if (v === undefined || v === null) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new FormatError(file, `"${k}" must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > CONFIG_LIMITS.size) {
+      throw new FormatError(file, `"${k}" must be an integer in [1, ${CONFIG_LIMITS.size}], got ${quoteValue(v)}`);
+    }
     out[k] = v;
   }
   const eps = r.layer_norm_epsilon;
   if (eps !== undefined && eps !== null) {
-    if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) throw new FormatError(file, `"layer_norm_epsilon" must be a positive number, got ${JSON.stringify(eps)}`);
+    if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) throw new FormatError(file, `"layer_norm_epsilon" must be a positive number, got ${quoteValue(eps)}`);
     out.layer_norm_epsilon = eps;
   }
   const proj = r.feed_forward_proj;
   if (proj !== undefined && proj !== null) {
-    if (typeof proj !== 'string') throw new FormatError(file, `"feed_forward_proj" must be a string, got ${JSON.stringify(proj)}`);
+    if (typeof proj !== 'string') throw new FormatError(file, `"feed_forward_proj" must be a string, got ${quoteValue(proj)}`);
     out.feed_forward_proj = proj;
   }
   const config = out as unknown as T5Config;
@@ -120,21 +120,6 @@ export function parseT5Config(raw: unknown, file = 'config.json'): T5Config {
 }
 
 /** Reads and validates a T5 `config.json`: a local path, or a path inside a folder. */
-export async function readT5Config(path: string, folder: Folder = localFolder('')): Promise<T5Config> {
-  const source = await folder.open(path);
-  const name = source?.name ?? path;
-  let text: string;
-  try {
-    if (!source) throw new Error('no such file');
-    text = await readText(source, MAX_CONFIG_BYTES);
-  } catch (e) {
-    throw new FormatError(name, `cannot read the T5 config: ${(e as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(name, `not valid JSON: ${(e as Error).message}`);
-  }
-  return parseT5Config(raw, name);
+export async function readT5Config(path: string, folder?: Folder): Promise<T5Config> {
+  return parseT5Config(await readJsonFile(path, MAX_CONFIG_JSON_BYTES, folder), folder ? folderPath(folder, path) : path);
 }

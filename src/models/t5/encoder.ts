@@ -364,7 +364,15 @@ export async function loadT5Encoder(gpu: Gpu, config: T5Config, ckpt: Checkpoint
 }
 
 /** Files a Hugging Face T5 folder may hold its weights in, in order of preference. */
-export const T5_WEIGHT_FILES = ['model.safetensors.index.json', 'model.safetensors', 'pytorch_model.bin.index.json', 'pytorch_model.bin'];
+export const T5_WEIGHT_FILES = [
+  'model.safetensors.index.json',
+  'model.safetensors',
+  // fp16 variants as diffusers pipelines save their text encoder
+  'model.safetensors.index.fp16.json',
+  'model.fp16.safetensors',
+  'pytorch_model.bin.index.json',
+  'pytorch_model.bin',
+];
 
 /** Opens the weights of a Hugging Face T5 folder (sharded or not, safetensors or torch). */
 export async function openT5Checkpoint(dir: FolderLike): Promise<Checkpoint> {

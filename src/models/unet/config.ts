@@ -3,7 +3,8 @@
 // with upstream's defaults, plus `temporal_type` (ours, spec §6) which picks
 // the paper's temporal variant of the keyframe model. A parity case's
 // `config` object and a JSON config file both parse with `parseUNetConfig`.
-import { FormatError } from '../../errors.ts';
+import { FormatError, quoteValue } from '../../errors.ts';
+import { CONFIG_LIMITS } from '../../io/jsonFile.ts';
 
 export const TEMPORAL_TYPES = [
   /** Released keyframe model: temporal blocks with 1-D convs and 1-D attention. */
@@ -150,24 +151,24 @@ export function parseUNetConfig(raw: unknown, source = 'unet config'): UNetConfi
   };
   const int = (k: (typeof KEYS)[number], min = 1): number => {
     const v = get(k);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(`${k} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > CONFIG_LIMITS.size) fail(`${k} must be an integer in [${min}, ${CONFIG_LIMITS.size}], got ${quoteValue(v)}`);
     return v as number;
   };
   const optInt = (k: (typeof KEYS)[number]): number | null => (get(k) === null ? null : int(k));
   const list = <T>(k: (typeof KEYS)[number], ok: (x: unknown) => x is T, what: string): T[] => {
     const v = get(k);
-    if (!Array.isArray(v) || v.length === 0 || !v.every(ok)) fail(`${k} must be a non-empty list of ${what}, got ${JSON.stringify(v)}`);
+    if (!Array.isArray(v) || v.length === 0 || v.length > CONFIG_LIMITS.levels || !v.every(ok)) fail(`${k} must be a list of 1 to ${CONFIG_LIMITS.levels} ${what}, got ${quoteValue(v)}`);
     return [...(v as T[])];
   };
-  const isPosInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1;
+  const isCount = (max: number) => (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= max;
   const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
 
   const model_channels = int('model_channels');
   if (get('time_embed_dim') === null) fail('time_embed_dim is required (upstream builds Linear(init_channels, time_embed_dim))');
   const interpolation = get('interpolation');
-  if (typeof interpolation !== 'boolean') fail(`interpolation must be true or false, got ${JSON.stringify(interpolation)}`);
+  if (typeof interpolation !== 'boolean') fail(`interpolation must be true or false, got ${quoteValue(interpolation)}`);
   const temporal_type = get('temporal_type');
-  if (!(TEMPORAL_TYPES as readonly unknown[]).includes(temporal_type)) fail(`temporal_type must be one of ${TEMPORAL_TYPES.join(', ')}, got ${JSON.stringify(temporal_type)}`);
+  if (!(TEMPORAL_TYPES as readonly unknown[]).includes(temporal_type)) fail(`temporal_type must be one of ${TEMPORAL_TYPES.join(', ')}, got ${quoteValue(temporal_type)}`);
   const config: UNetConfig = {
     model_channels,
     init_channels: optInt('init_channels') ?? model_channels,
@@ -179,8 +180,8 @@ export function parseUNetConfig(raw: unknown, source = 'unet config'): UNetConfi
     head_dim: int('head_dim'),
     expansion_ratio: int('expansion_ratio'),
     compression_ratio: int('compression_ratio'),
-    dim_mult: list('dim_mult', isPosInt, 'positive integers'),
-    num_blocks: list('num_blocks', isPosInt, 'positive integers'),
+    dim_mult: list('dim_mult', isCount(CONFIG_LIMITS.size), `integers in [1, ${CONFIG_LIMITS.size}]`),
+    num_blocks: list('num_blocks', isCount(CONFIG_LIMITS.blocksPerLevel), `integers in [1, ${CONFIG_LIMITS.blocksPerLevel}]`),
     add_cross_attention: list('add_cross_attention', isBool, 'booleans'),
     add_self_attention: list('add_self_attention', isBool, 'booleans'),
     // As upstream: the interpolation model has no temporal blocks, whatever num_frames says.
@@ -255,6 +256,7 @@ export function upPairs(p: LevelPlan): [number, number][] {
 /** Channel arithmetic every module relies on, checked once with a message that names the setting. */
 function validate(c: UNetConfig, fail: (detail: string) => never): void {
   const levels = c.dim_mult.length;
+  for (const h of hiddenChannels(c)) if (h > CONFIG_LIMITS.size) fail(`model_channels·dim_mult gives ${h} channels, over ${CONFIG_LIMITS.size}`);
   for (const k of ['num_blocks', 'add_cross_attention', 'add_self_attention'] as const) {
     // Upstream zips these lists; a length mismatch silently drops levels there.
     if (c[k].length !== levels) fail(`${k} has ${c[k].length} entries, dim_mult has ${levels} levels`);
