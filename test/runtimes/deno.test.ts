@@ -2,8 +2,12 @@
 // WebGPU (`npm run deno:check`), its frames against Node's of the same seed;
 // and the CLI under `deno run`.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ParityResult } from '../../src/parity/run.ts';
+import { CHECK_VIDEO } from '../../src/pipeline/check.ts';
 import type { GenerateResult } from '../../src/pipeline/generate.ts';
 import { FRAME_TOLERANCE, frameDiff, implementedParityCases, nodeCheckRun } from './common.ts';
 
@@ -23,8 +27,9 @@ function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout
 }
 
 let node: GenerateResult;
+let weights: string;
 beforeAll(async () => {
-  ({ node } = await nodeCheckRun());
+  ({ node, weights } = await nodeCheckRun());
 }, 300_000);
 
 describe('Deno', () => {
@@ -42,10 +47,15 @@ describe('Deno', () => {
     expect(diff.mean).toBeLessThanOrEqual(FRAME_TOLERANCE.mean);
   }, 600_000);
 
-  it('runs the CLI', async () => {
-    const r = await run(deno, ['run', '-A', 'bin/kandinsky.js', 'parity', 'test/fixtures/parity/diffusion_v_cosine', '--json']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).status).toBe('pass');
+  it('runs the CLI: parity, and generate writing a GIF', async () => {
+    const parity = await run(deno, ['run', '-A', 'bin/kandinsky.js', 'parity', 'test/fixtures/parity/diffusion_v_cosine', '--json']);
+    expect(parity.code, parity.stderr).toBe(0);
+    expect(JSON.parse(parity.stdout).status).toBe('pass');
+    const out = join(mkdtempSync(join(tmpdir(), 'deno-cli-')), 'demo.gif');
+    const gen = await run(deno, ['run', '-A', 'bin/kandinsky.js', 'generate', CHECK_VIDEO.prompt, '--weights', weights, '--out', out, '--size', '64x64', '--steps', '2', '--fps', 'low', '--json']);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(JSON.parse(gen.stdout)).toMatchObject({ out, frames: 15, width: 64, height: 64 });
+    expect(readFileSync(out).subarray(0, 6).toString('latin1')).toBe('GIF89a');
   }, 120_000);
 });
 
