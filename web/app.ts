@@ -7,7 +7,7 @@
 // parity cases (test/fixtures/parity layout) and shows their verdicts.
 // `window.kandinsky` holds the state (status, last result, parity results)
 // for scripts that drive the page, such as test/runtimes/browser.test.ts.
-import { DeviceLimitError, KandinskyError, NoAdapterError } from '../src/errors.ts';
+import { DeviceLimitError, KandinskyError, NoAdapterError, ResourceError } from '../src/errors.ts';
 import { Gpu } from '../src/gpu/gpu.ts';
 import { type Folder, fileListFolder, urlFolder } from '../src/io/folder.ts';
 import { decodeCost } from '../src/models/movq/cost.ts';
@@ -183,8 +183,8 @@ async function generate(): Promise<void> {
   } catch (e) {
     if (abort.signal.aborted) return setStatus('ready', 'Stopped.');
     const message =
-      e instanceof DeviceLimitError
-        ? `This adapter's limits are not enough for this size: ${e.message}`
+      e instanceof DeviceLimitError || e instanceof ResourceError
+        ? `This adapter's limits are not enough for ${input('size').value}x${input('size').value}: ${e.message}`
         : e instanceof KandinskyError
           ? e.message
           : `Unexpected error: ${(e as Error).stack ?? e}`;
