@@ -1,4 +1,4 @@
-// The web page: pick a weights folder (or give a URL), type a prompt, watch
+// The web page: pick a weights folder or its files (or give a URL), type a prompt, watch
 // each stage's progress and the frames as they are decoded, play the video
 // and download it. Everything runs in this tab on WebGPU; weights are read
 // from the picked files or the URL slice by slice, never whole.
@@ -14,6 +14,7 @@ import { decodeCost } from '../src/models/movq/cost.ts';
 import { IMAGE_MOVQ, downFactor } from '../src/models/movq/config.ts';
 import { type ParityResult, runParity } from '../src/parity/run.ts';
 import { type FrameRate, type GenerateResult, type Progress, generateVideo } from '../src/pipeline/generate.ts';
+import { releaseFromFiles } from '../src/pipeline/weightsFolder.ts';
 import { setPackageRoot } from '../src/platform.ts';
 import type { RgbFrame } from '../src/video/frames.ts';
 import { encodeVideoFile, rgbToRgba } from './video.ts';
@@ -80,9 +81,11 @@ function checkSize(): void {
 function weightsFolder(): Folder {
   const files = input('weights-dir').files;
   if (files && files.length) return fileListFolder(Array.from(files), files[0].webkitRelativePath.split('/')[0] || 'picked folder');
+  const loose = input('weights-files').files;
+  if (loose && loose.length) return releaseFromFiles(Array.from(loose));
   const url = input('weights-url').value.trim();
   if (url) return urlFolder(new URL(url, location.href));
-  throw new KandinskyError('Pick the weights folder or give its URL first.');
+  throw new KandinskyError('Pick the weights folder or its files, or give its URL, first.');
 }
 
 function stageRow(stage: string): HTMLElement {

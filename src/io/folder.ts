@@ -41,17 +41,20 @@ export function asFolder(folder: FolderLike): Folder {
   return typeof folder === 'string' ? localFolder(folder) : folder;
 }
 
+/** Where a picked file sits: its path under the picked folder, else its name. */
+function pickedPath(f: File): string {
+  return f.webkitRelativePath ? f.webkitRelativePath.split('/').slice(1).join('/') : f.name;
+}
+
 /**
  * Files a browser user picked: with a folder picker each File carries its
  * `webkitRelativePath` ("picked/flan-ul2/config.json"), whose first component
- * (the picked folder itself) is dropped; plain picks are named by file name.
+ * (the picked folder itself) is dropped; plain picks are named by file name,
+ * or placed by `pathOf`.
  */
-export function fileListFolder(files: Iterable<File>, name = 'picked files'): Folder {
+export function fileListFolder(files: Iterable<File>, name = 'picked files', pathOf: (f: File) => string = pickedPath): Folder {
   const byPath = new Map<string, File>();
-  for (const f of files) {
-    const rel = f.webkitRelativePath ? f.webkitRelativePath.split('/').slice(1).join('/') : f.name;
-    byPath.set(rel, f);
-  }
+  for (const f of files) byPath.set(pathOf(f), f);
   return {
     name,
     async open(path) {

@@ -1,7 +1,7 @@
 // Finds the files of a Kandinsky Video release in a folder: the upstream
 // release as published, or the same converted by `kandinsky convert`.
 import { FormatError, KandinskyError } from '../errors.ts';
-import { type Folder, type FolderLike, asFolder, folderPath, hasFile, subfolder } from '../io/folder.ts';
+import { type Folder, type FolderLike, asFolder, fileListFolder, folderPath, hasFile, subfolder } from '../io/folder.ts';
 import { MAX_CONFIG_JSON_BYTES, parseJsonText, readJsonText } from '../io/jsonFile.ts';
 import { type MoVQConfig, IMAGE_MOVQ, parseMoVQConfig } from '../models/movq/config.ts';
 import { type UNetConfig, parseUNetConfig, presetConfig } from '../models/unet/config.ts';
@@ -31,6 +31,17 @@ Each .pt may instead be the .safetensors that \`kandinsky convert\` writes from 
 async function firstExisting(folder: Folder, names: readonly string[]): Promise<string | undefined> {
   for (const n of names) if (await hasFile(folder, n)) return n;
   return undefined;
+}
+
+const CHECKPOINT_FILE = /^(kandinsky_video|kandinsky_video_interpolation|movq)\.(pt|safetensors)$/;
+
+/**
+ * A release picked as loose files rather than as a folder (a browser file
+ * picker): the three Kandinsky checkpoints, and the text encoder's files
+ * (config.json, tokenizer, weights), which are placed in `flan-ul2/`.
+ */
+export function releaseFromFiles(files: Iterable<File>): Folder {
+  return fileListFolder(files, 'picked files', (f) => (CHECKPOINT_FILE.test(f.name) ? f.name : `flan-ul2/${f.name}`));
 }
 
 export async function resolveWeightsFolder(weights: FolderLike): Promise<WeightsFolder> {

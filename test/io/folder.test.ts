@@ -7,6 +7,10 @@ import { serveStatic } from '../../scripts/serve.ts';
 import { FormatError } from '../../src/errors.ts';
 import { fileListFolder, readText, urlFolder } from '../../src/io/folder.ts';
 import { loadCase } from '../../src/parity/case.ts';
+import { ensureDemoWeights } from '../../src/pipeline/demoWeights.ts';
+import { readModelConfigs, releaseFromFiles, resolveWeightsFolder } from '../../src/pipeline/weightsFolder.ts';
+import { openT5Checkpoint } from '../../src/models/t5/encoder.ts';
+import { T5Tokenizer } from '../../src/text/tokenizer.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const caseDir = 'test/fixtures/parity/diffusion_v_cosine';
@@ -62,5 +66,17 @@ describe('folders', () => {
     expect(source.name).toBe('picked files/flan-ul2/config.json');
     expect(JSON.parse(await readText(source, 1 << 20))).toHaveProperty('d_model');
     await expect(loadCase(nested)).rejects.toThrow(/picked files\/case\.json: cannot open: no such file/);
+  });
+
+  it('takes a release picked as loose files: checkpoints at the top, the rest as the text encoder', async () => {
+    const demo = (await ensureDemoWeights()).replace(/\/$/, '').slice(root.length);
+    const names = ['kandinsky_video.safetensors', 'kandinsky_video_interpolation.safetensors', 'movq.safetensors', 'flan-ul2/config.json', 'flan-ul2/tokenizer.json', 'flan-ul2/model.safetensors'];
+    const files = names.map((n) => new File([readFileSync(`${root}${demo}/${n}`)], n.split('/').pop()!));
+    const release = await resolveWeightsFolder(releaseFromFiles(files));
+    expect([release.keyframe, release.interpolation, release.movq, release.textEncoder.name]).toEqual([...names.slice(0, 3), 'picked files/flan-ul2']);
+    expect((await T5Tokenizer.fromDir(release.textEncoder)).source).toBe('picked files/flan-ul2/tokenizer.json');
+    await (await openT5Checkpoint(release.textEncoder)).close();
+    // No top-level config.json among loose files: the released model configurations.
+    expect((await readModelConfigs(release.folder)).keyframe.model_channels).toBeGreaterThan(16);
   });
 });
