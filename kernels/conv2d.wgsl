@@ -24,7 +24,8 @@
 // chain through memory), so the workgroup-memory variant (STAGE) is for GPUs.
 //
 // Entry points: `conv` (the register tile, or STAGE), `conv_subgroup` (CPU
-// adapters with fixed-size subgroups; see its comment) and `pack`.
+// adapters with fixed-size subgroups; see its comment) with its input
+// transform `channels_last`, and `pack`.
 // #if subgroups
 enable subgroups;
 // #endif
@@ -78,7 +79,8 @@ struct PackParams {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-// The same buffer as x, read a pixel quad at a time when XV4.
+// The same buffer as x, read a pixel quad at a time when XV4; in
+// conv_subgroup, x's channels-last copy.
 @group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
 // Packed weights: f32 bits, or halves packed two per word when W_F16.
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;
@@ -88,6 +90,16 @@ struct PackParams {
 @group(0) @binding(0) var<uniform> pk: PackParams;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<u32>>;
+
+// Entry channels_last: rows row0.. of x (binding 1) to [row][pixel][C4].
+struct LayoutParams {
+  in_c: u32,
+  hw: u32,
+  row0: u32,
+}
+
+@group(0) @binding(0) var<uniform> lp: LayoutParams;
+@group(0) @binding(2) var<storage, read_write> x_cl: array<vec4<f32>>;
 
 override WG: u32 = 64;
 override W_F16: bool = false;
@@ -296,9 +308,11 @@ fn conv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //
 // The implicit GEMM laid out like kernels/matmul.wgsl's `subgroup` entry (read
 // its comment): A is the im2col matrix (output pixel × (tap, input channel)),
-// gathered from x on the fly with the padding and frame masks; B is the
-// packed weights. Per tap and step of 4 input channels each lane reads the 4
-// values of its own pixel in each of RG row groups (pixel p0 + r·SG + lane)
+// gathered on the fly with the padding and frame masks from a channels-last
+// copy of x (entry `channels_last`: [row][pixel][C4], C4 = C rounded up to 4,
+// zeros past C), so that 4 input channels of a pixel are one 16-byte load; B
+// is the packed weights. Per tap and step of 4 input channels each lane reads
+// its own pixel's 4 values in each of RG row groups (pixel p0 + r·SG + lane)
 // and the 4 × 4·CG weights of its own output channels (CG quads, one 16-byte
 // load per row; f16: one load for both quads). The pixels' values are then
 // broadcast lane by lane (constant lane: a register permute) against every
@@ -328,13 +342,6 @@ fn lane_quads(q: u32) -> array<vec4<f32>, MAX_CG> {
     p[1] = bitcast<vec4<f32>>(w[q + 1u]);
   }
   return p;
-}
-
-// One pixel's 4 input channels (plane offsets `offs`) from channel-0 address
-// `base`; zero outside the image (`valid`) and past the last channel (`ok`).
-fn pixel_k4(base: u32, offs: vec4<u32>, valid: f32, ok: vec4<bool>) -> vec4<f32> {
-  let v = vec4<f32>(x[base + offs.x], x[base + offs.y], x[base + offs.z], x[base + offs.w]);
-  return select(vec4<f32>(0.0), v * valid, ok);
 }
 
 // acc[l·MAX_CG + h]: channels of quad h for pixel l of the row group; the
@@ -412,6 +419,8 @@ fn conv_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   }
   let t_in_video = n % params.frames;
   let last_c = params.in_c - 1u;
+  // 16-byte units per pixel of the channels-last input.
+  let c4 = (params.in_c + 3u) / 4u;
   var acc0: array<vec4<f32>, SG_ACC>;
   var acc1: array<vec4<f32>, SG_ACC>;
   var acc2: array<vec4<f32>, SG_ACC>;
@@ -420,13 +429,13 @@ fn conv_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     let dt = tap / khw;
     let ft = i32(t_in_video + dt) - i32(params.pad_t);
     let frame_ok = ft >= 0 && ft < i32(params.frames);
-    let frame_base = select(0u, u32(i32(n - params.x_row0) + ft - i32(t_in_video)) * params.in_c * hw, frame_ok);
+    let frame_base = select(0u, u32(i32(n - params.x_row0) + ft - i32(t_in_video)) * hw, frame_ok);
     let t = quad_taps(oy, ox, frame_base, frame_ok, (tap % khw) / params.k_w, tap % params.k_w);
+    let px = t.base * c4;
     let row0 = params.w_base + tap * params.in_c * params.w_row_quads + o / 4u;
-    for (var c = 0u; c < params.in_c; c += 4u) {
-      let ok = vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.in_c);
-      // Channels past the last read its row again; their x values are zeroed.
-      let cs = min(vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last_c));
+    for (var c = 0u; c < c4; c++) {
+      // Channels past the last read its weights again; their x values are zero.
+      let cs = min(vec4<u32>(4u * c) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last_c));
       let w0 = lane_quads(row0 + cs.x * params.w_row_quads);
       let w1 = lane_quads(row0 + cs.y * params.w_row_quads);
       let w2 = lane_quads(row0 + cs.z * params.w_row_quads);
@@ -434,17 +443,34 @@ fn conv_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
       var bt: array<mat4x4<f32>, MAX_CG>;
       bt[0] = mat4x4<f32>(w0[0], w1[0], w2[0], w3[0]);
       bt[1] = mat4x4<f32>(w0[1], w1[1], w2[1], w3[1]);
-      let offs = cs * hw;
-      sg_pixels(&acc0, pixel_k4(t.base.x, offs, t.valid.x, ok), bt);
-      if (RG > 1u) { sg_pixels(&acc1, pixel_k4(t.base.y, offs, t.valid.y, ok), bt); }
-      if (RG > 2u) { sg_pixels(&acc2, pixel_k4(t.base.z, offs, t.valid.z, ok), bt); }
-      if (RG > 3u) { sg_pixels(&acc3, pixel_k4(t.base.w, offs, t.valid.w, ok), bt); }
+      sg_pixels(&acc0, x4[px.x + c] * t.valid.x, bt);
+      if (RG > 1u) { sg_pixels(&acc1, x4[px.y + c] * t.valid.y, bt); }
+      if (RG > 2u) { sg_pixels(&acc2, x4[px.z + c] * t.valid.z, bt); }
+      if (RG > 3u) { sg_pixels(&acc3, x4[px.w + c] * t.valid.w, bt); }
     }
   }
   sg_store(&acc0, n, p0, o);
   if (RG > 1u) { sg_store(&acc1, n, p0 + SG, o); }
   if (RG > 2u) { sg_store(&acc2, n, p0 + 2u * SG, o); }
   if (RG > 3u) { sg_store(&acc3, n, p0 + 3u * SG, o); }
+}
+
+// Workgroup (x, q, r), invocation i: channels 4q..4q + 3 of pixel x·WG + i of
+// row r (consecutive lanes read consecutive values of a channel plane).
+@compute @workgroup_size(WG)
+fn channels_last(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let p = wid.x * WG + li;
+  if (p >= lp.hw) {
+    return;
+  }
+  let first = ((lp.row0 + wid.z) * lp.in_c + 4u * wid.y) * lp.hw + p;
+  var v = vec4<f32>(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    if (4u * wid.y + i < lp.in_c) {
+      v[i] = x[first + i * lp.hw];
+    }
+  }
+  x_cl[(wid.z * lp.hw + p) * ((lp.in_c + 3u) / 4u) + wid.y] = v;
 }
 // #endif
 

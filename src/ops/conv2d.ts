@@ -4,7 +4,7 @@
 // over the weights, small next to the convolution) so that the kernel reads
 // 4 output channels' weights with one 16-byte load.
 import { DeviceLimitError, ShapeError } from '../errors.ts';
-import type { Gpu, KernelCall } from '../gpu/gpu.ts';
+import type { BufferRange, Gpu, KernelCall } from '../gpu/gpu.ts';
 import { Tensor, shapeString } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/scope.ts';
 import { flatGrid } from './grid.ts';
@@ -190,6 +190,19 @@ export function convVariant(gpu: Gpu, g: ConvGemm, f16: boolean, forced: Partial
   return v;
 }
 
+/** Rows row0..row0 + rows of x [N, C, H·W] as [rows, H·W, C4] (C4: C rounded up to 4, zeros past C). */
+function channelsLast(x: Tensor, row0: number, rows: number, channels: number, hw: number): Tensor {
+  const c4 = Math.ceil(channels / 4);
+  const out = Tensor.empty(x.gpu, [rows, hw, 4 * c4]);
+  const WG = 64;
+  x.gpu.dispatch(
+    { kernel: 'conv2d', entry: 'channels_last', overrides: { WG } },
+    { lp: { in_c: channels, hw, row0 }, x: x.binding(), x_cl: out.binding() },
+    [Math.ceil(hw / WG), c4, rows],
+  );
+  return out;
+}
+
 /** Where each row of a tensor lives: its dim-0 parts (one unless larger than a binding). */
 interface Part {
   t: Tensor;
@@ -233,8 +246,9 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
     : { kernel: 'conv2d', entry: 'conv', overrides: { WG: v.WG, NQ: v.NQ, PV: v.PV, U: v.U, STAGE: v.STAGE, CC: v.CC, W_F16: f16, XV4 } };
   const maxWg = gpu.device.limits.maxComputeWorkgroupsPerDimension;
   if (grid[0] > maxWg) throw new DeviceLimitError('maxComputeWorkgroupsPerDimension', grid[0], maxWg, `${g.op} on ${npix} pixels`);
-  const rowBytes = g.inChannels * hw * 4;
-  const maxRows = Math.floor(gpu.maxBinding / rowBytes);
+  // The subgroup kernel reads a channels-last copy of the rows it needs, channels padded to 4.
+  const rowBytes = (v.SUBGROUP ? 4 * Math.ceil(g.inChannels / 4) : g.inChannels) * hw * 4;
+  const maxRows = Math.min(Math.floor(gpu.maxBinding / rowBytes), v.SUBGROUP ? maxWg : Infinity);
   if (maxRows < kt) throw new DeviceLimitError('maxStorageBufferBindingSize', kt * rowBytes, gpu.maxBinding, `${g.op}: ${kt} input frames of ${rowBytes} bytes`);
   const frames = g.frames;
   // Input rows image n reads: its own frame and the taps' neighbours inside its video.
@@ -261,7 +275,15 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
         input = concat(pieces, 0);
         xRow0 = lo;
       }
-      const xb = input.binding();
+      let xBindings: Record<string, BufferRange>;
+      if (v.SUBGROUP) {
+        xBindings = { x4: channelsLast(input, lo - xRow0, hi - lo, g.inChannels, hw).binding() };
+        xRow0 = lo;
+      } else {
+        const xb = input.binding();
+        // x4 is unread unless XV4; packed weights are at least 16 bytes.
+        xBindings = { x: xb, x4: XV4 ? xb : { ...packed.binding(), size: 16 } };
+      }
       gpu.dispatch(
         call,
         {
@@ -292,9 +314,7 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
             out_dx: g.place.dx,
             has_bias: bias ? 1 : 0,
           },
-          x: xb,
-          // Unread unless XV4; packed weights are at least 16 bytes.
-          ...(v.SUBGROUP ? {} : { x4: XV4 ? xb : { ...packed.binding(), size: 16 } }),
+          ...xBindings,
           w: packed.binding(),
           bias: (bias ?? packed).binding(),
           out: o.t.binding(),
