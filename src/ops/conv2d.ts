@@ -1,8 +1,9 @@
 // conv2d and conv_transpose2d (kernels/conv2d.wgsl), and the implicit-GEMM
 // dispatch that conv3d (./conv3d.ts) shares. Weights are f32 or f16-packed
 // PyTorch tensors; each call first repacks them to [tap][C][O_pad] (one pass
-// over the weights, small next to the convolution) so that the kernel reads
-// 4 output channels' weights with one 16-byte load.
+// over the weights: small next to the convolution, except on few pixels, e.g.
+// a third of the 1536-channel 3×3 conv on 8×8, see bench/conv2d.bench.ts) so
+// that the kernel reads 4 output channels' weights with one 16-byte load.
 import { DeviceLimitError, ShapeError } from '../errors.ts';
 import type { BufferRange, Gpu, KernelCall } from '../gpu/gpu.ts';
 import { Tensor, shapeString } from '../tensor/tensor.ts';
@@ -155,13 +156,15 @@ const MAX_NQ = 8;
 const MAX_PV = 4;
 const MAX_RG = 4;
 const MAX_CG = 2;
+const CHANNELS_LAST_WG = 64;
 
 /**
  * The kernel variant for an adapter and problem. Software adapters (lavapipe:
  * an invocation is a SIMD lane, a workgroup runs on one CPU thread, barriers
  * are costly) with fixed-size subgroups get the subgroup kernel when there
- * are enough output channels to fill its lanes (4·CG·SG per subgroup; the
- * narrow convs, RGB and latents, would leave most idle), else a large
+ * are enough output channels to fill its lanes (4·CG·SG = 64 per subgroup on
+ * lavapipe: at 32 half idle; the narrow convs, RGB and latents, would leave
+ * most idle), else a large
  * register tile without barriers; GPUs stage weights in workgroup memory.
  * Few distinct variants: lavapipe's LLVM takes seconds to compile each (see
  * bench/conv2d.bench.ts for the measurements).
@@ -169,7 +172,11 @@ const MAX_CG = 2;
 export function convVariant(gpu: Gpu, g: ConvGemm, f16: boolean, forced: Partial<ConvVariant> = {}): ConvVariant {
   const software = gpu.info.software;
   const sg = fixedSubgroupSize(matmulAdapterInfo(gpu));
-  const SUBGROUP = forced.SUBGROUP ?? (software && sg !== null && g.outChannels >= 32);
+  // Its grid has a workgroup per RG·SG output pixels, its input copy one per
+  // CHANNELS_LAST_WG input pixels: larger images fall back to the tile.
+  const maxWg = gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  const fits = sg !== null && Math.ceil((g.outH * g.outW) / (MAX_RG * sg)) <= maxWg && Math.ceil((g.inH * g.inW) / CHANNELS_LAST_WG) <= maxWg;
+  const SUBGROUP = forced.SUBGROUP ?? (software && fits && g.outChannels >= 32);
   if (SUBGROUP && sg === null) throw new ShapeError(g.op, 'variant SUBGROUP needs the subgroups feature with a fixed subgroup size of 4, 8 or 16');
   // 32 output channels per invocation, or 8 for the few narrow convs (RGB, latents).
   const NQ = forced.NQ ?? (software && g.outChannels > 8 ? MAX_NQ : 2);
@@ -194,7 +201,7 @@ export function convVariant(gpu: Gpu, g: ConvGemm, f16: boolean, forced: Partial
 function channelsLast(x: Tensor, row0: number, rows: number, channels: number, hw: number): Tensor {
   const c4 = Math.ceil(channels / 4);
   const out = Tensor.empty(x.gpu, [rows, hw, 4 * c4]);
-  const WG = 64;
+  const WG = CHANNELS_LAST_WG;
   x.gpu.dispatch(
     { kernel: 'conv2d', entry: 'channels_last', overrides: { WG } },
     { lp: { in_c: channels, hw, row0 }, x: x.binding(), x_cl: out.binding() },
