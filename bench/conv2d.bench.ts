@@ -23,6 +23,23 @@
 // so even a 32×8 tile spends most of its time loading. Bigger tiles do not pay
 // off and take minutes to compile (32 × 16 px: 85 s, 32 × 32: 214 s). The
 // chosen tile (32 ch × 8 px, 2 channels per update) compiles in ~8 s CPU.
+//
+// The subgroup kernel (entry conv_subgroup; lavapipe's default for 32+
+// output channels) broadcasts pixels across the subgroup like the matmul's
+// subgroup kernel, so each value read serves 32 pixels × 64 channels per
+// subgroup. Measured on the shared machine (load 4-7), interleaved in one
+// process with the register tile and the matmul subgroup kernel on 1024³, as
+// a multiple of that matmul's GFLOP/s in the same repetition (3 each):
+// - 384→384 on 64×64: f32 0.9-1.4× (register tile 0.4-0.5×), best 7-15
+//   GFLOP/s; f16 weights 1.4-2.3× (tile 0.5-0.6×), best 21 GFLOP/s.
+// - 1536→1536 on 8×8: 0.5-0.6× (tile 0.45×). A third of its time is the
+//   per-call repacking of the 85 MB of weights (~0.4 s); packing once per
+//   model would remove it.
+// - conv3d (3,1,1) 384 ch: 1.2-1.5× (tile 0.4-0.5×); (3,3,3) 128 ch:
+//   0.6-1.1× (tile 0.4-0.6×).
+// Within the noise of these runs: 1 vs 2 channel quads per lane, 2 vs 4
+// row groups, 8 vs 16 lanes per workgroup, 2 channel quads per accumulator
+// update (and that doubled the compile time, ~27 s under load).
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { conv2d, conv2dGemm, conv2dNaive, convGeometry, convVariant, describeVariant } from '../src/ops/conv2d.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';

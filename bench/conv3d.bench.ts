@@ -4,7 +4,8 @@
 // the video MoVQ's temporal projections (128 channels, 4 frames, 32×32).
 // flops = 2·O·C·kt·kh·kw·output pixels. `naive` is kernels/conv3d.wgsl's direct
 // loop. The kernel is conv2d's implicit GEMM (see bench/conv2d.bench.ts for
-// what was measured); 1×1-spatial kernels read pixel quads as one vector.
+// what was measured); its register tile reads the pixel quads of 1×1-spatial
+// kernels as one vector, its subgroup variant reads x channels-last.
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { convVariant, describeVariant } from '../src/ops/conv2d.ts';
 import { conv3d, conv3dGeometry, conv3dNaive } from '../src/ops/conv3d.ts';

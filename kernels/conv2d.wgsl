@@ -22,6 +22,13 @@
 // spelled out and trimmed to NQ/PV by override constants. Barriers make lavapipe compile the shader
 // as a coroutine whose locals all live in its frame (per-lane loads then
 // chain through memory), so the workgroup-memory variant (STAGE) is for GPUs.
+//
+// Entry points: `conv` (the register tile, or STAGE), `conv_subgroup` (CPU
+// adapters with fixed-size subgroups; see its comment) with its input
+// transform `channels_last`, and `pack`.
+// #if subgroups
+enable subgroups;
+// #endif
 
 struct Params {
   // Image (row) n = n_first + workgroup z; the bound x and out start at rows
@@ -62,19 +69,18 @@ struct Params {
 struct PackParams {
   out_c: u32,
   in_c: u32,
-  taps: u32,
   // Output channels padded to a multiple of 8 (whole 16-byte rows in f16).
   o_pad: u32,
   // Source element strides of output channel, input channel and tap.
   s_o: u32,
   s_c: u32,
   s_t: u32,
-  count: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-// The same buffer as x, read a pixel quad at a time when XV4.
+// The same buffer as x, read a pixel quad at a time when XV4; in
+// conv_subgroup, x's channels-last copy.
 @group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
 // Packed weights: f32 bits, or halves packed two per word when W_F16.
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;
@@ -83,7 +89,17 @@ struct PackParams {
 
 @group(0) @binding(0) var<uniform> pk: PackParams;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4<u32>>;
+
+// Entry channels_last: rows row0.. of x (binding 1) to [row][pixel][C4].
+struct LayoutParams {
+  in_c: u32,
+  hw: u32,
+  row0: u32,
+}
+
+@group(0) @binding(0) var<uniform> lp: LayoutParams;
+@group(0) @binding(2) var<storage, read_write> x_cl: array<vec4<f32>>;
 
 override WG: u32 = 64;
 override W_F16: bool = false;
@@ -287,36 +303,212 @@ fn conv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 
-// Repacks PyTorch weights (any layout, by strides) to [tap][C][O_pad], zero
-// past the last output channel. One invocation per u32 word written: one f32,
-// or two f16 halves (output channels 2k, 2k + 1; bits copied, not converted).
-@compute @workgroup_size(WG)
-fn pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nw: vec3<u32>) {
-  let i = (wid.y * nw.x + wid.x) * WG + li;
-  if (i >= pk.count) {
-    return;
-  }
+// #if subgroups
+// ---- conv_subgroup: CPU adapters ------------------------------------------
+//
+// The implicit GEMM laid out like kernels/matmul.wgsl's `subgroup` entry (read
+// its comment): A is the im2col matrix (output pixel × (tap, input channel)),
+// gathered on the fly with the padding and frame masks from a channels-last
+// copy of x (entry `channels_last`: [row][pixel][C4], C4 = C rounded up to 4,
+// zeros past C), so that 4 input channels of a pixel are one 16-byte load; B
+// is the packed weights. Per tap and step of 4 input channels each lane reads
+// its own pixel's 4 values in each of RG row groups (pixel p0 + r·SG + lane)
+// and the 4 × 4·CG weights of its own output channels (CG quads, one 16-byte
+// load per row; f16: one load for both quads). The pixels' values are then
+// broadcast lane by lane (constant lane: a register permute) against every
+// lane's weights, so each value read serves SG lanes × 4·CG channels and each
+// weight RG·SG pixels: a subgroup computes (RG·SG) pixels × (4·CG·SG)
+// channels in one pass over the reduction.
+
+override SG: u32 = 8;
+// Row groups (1..4) and channel quads per lane (1..2; 2 with W_F16).
+override RG: u32 = 4;
+override CG: u32 = 2;
+const MAX_SG = 16u;
+const MAX_CG = 2u;
+const SG_ACC = MAX_SG * MAX_CG;
+
+// This lane's CG weight quads of packed row quad index `q` (f32 units).
+fn lane_quads(q: u32) -> array<vec4<f32>, MAX_CG> {
+  var p: array<vec4<f32>, MAX_CG>;
   if (W_F16) {
-    var word = 0u;
-    for (var h = 0u; h < 2u; h++) {
-      let e = 2u * i + h;
-      let o = e % pk.o_pad;
-      let c = (e / pk.o_pad) % pk.in_c;
-      let t = e / (pk.o_pad * pk.in_c);
-      if (o < pk.out_c) {
-        let s = o * pk.s_o + c * pk.s_c + t * pk.s_t;
-        word |= ((src[s / 2u] >> (16u * (s % 2u))) & 0xffffu) << (16u * h);
+    let u = w[q / 2u];
+    p[0] = vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y));
+    p[1] = vec4<f32>(unpack2x16float(u.z), unpack2x16float(u.w));
+    return p;
+  }
+  p[0] = bitcast<vec4<f32>>(w[q]);
+  if (CG > 1u) {
+    p[1] = bitcast<vec4<f32>>(w[q + 1u]);
+  }
+  return p;
+}
+
+// acc[l·MAX_CG + h]: channels of quad h for pixel l of the row group; the
+// columns of bt[h] are weight rows k..k+3, so bt[h] · a sums over the 4 k.
+fn sg_pixel(acc: ptr<function, array<vec4<f32>, SG_ACC>>, l: u32, a: vec4<f32>, bt: array<mat4x4<f32>, MAX_CG>) {
+  (*acc)[l * MAX_CG] += bt[0] * a;
+  if (CG > 1u) {
+    (*acc)[l * MAX_CG + 1u] += bt[1] * a;
+  }
+}
+
+// One row group: lane l read pixel l's values (av). Broadcasts by constant lane, written out.
+fn sg_pixels(acc: ptr<function, array<vec4<f32>, SG_ACC>>, av: vec4<f32>, bt: array<mat4x4<f32>, MAX_CG>) {
+  sg_pixel(acc, 0u, subgroupBroadcast(av, 0u), bt);
+  sg_pixel(acc, 1u, subgroupBroadcast(av, 1u), bt);
+  sg_pixel(acc, 2u, subgroupBroadcast(av, 2u), bt);
+  sg_pixel(acc, 3u, subgroupBroadcast(av, 3u), bt);
+  if (SG > 4u) {
+    sg_pixel(acc, 4u, subgroupBroadcast(av, 4u), bt);
+    sg_pixel(acc, 5u, subgroupBroadcast(av, 5u), bt);
+    sg_pixel(acc, 6u, subgroupBroadcast(av, 6u), bt);
+    sg_pixel(acc, 7u, subgroupBroadcast(av, 7u), bt);
+  }
+  if (SG > 8u) {
+    sg_pixel(acc, 8u, subgroupBroadcast(av, 8u), bt);
+    sg_pixel(acc, 9u, subgroupBroadcast(av, 9u), bt);
+    sg_pixel(acc, 10u, subgroupBroadcast(av, 10u), bt);
+    sg_pixel(acc, 11u, subgroupBroadcast(av, 11u), bt);
+    sg_pixel(acc, 12u, subgroupBroadcast(av, 12u), bt);
+    sg_pixel(acc, 13u, subgroupBroadcast(av, 13u), bt);
+    sg_pixel(acc, 14u, subgroupBroadcast(av, 14u), bt);
+    sg_pixel(acc, 15u, subgroupBroadcast(av, 15u), bt);
+  }
+}
+
+// Writes pixels p0.. of a row group for this lane's channels o.. (a loop with
+// a runtime bound: unrolled, the stores would dominate compile time).
+fn sg_store(acc: ptr<function, array<vec4<f32>, SG_ACC>>, n: u32, p0: u32, o: u32) {
+  let npix = params.out_h * params.out_w;
+  let plane = params.out_rows * params.out_cols;
+  for (var p = p0; p < min(p0 + SG, npix); p++) {
+    let y = (p / params.out_w) * params.out_step + params.out_dy;
+    let xo = (p % params.out_w) * params.out_step + params.out_dx;
+    let at = (n - params.out_row0) * params.out_c * plane + y * params.out_cols + xo;
+    for (var j = 0u; j < 4u * CG; j++) {
+      let c = o + j;
+      if (c < params.out_c) {
+        var b = 0.0;
+        if (params.has_bias != 0u) {
+          b = bias[c];
+        }
+        out[at + c * plane] = (*acc)[(p - p0) * MAX_CG + j / 4u][j % 4u] + b;
       }
     }
-    dst[i] = word;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn conv_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32,
+                 @builtin(subgroup_invocation_id) lane: u32) {
+  let n = params.n_first + wid.z;
+  let npix = params.out_h * params.out_w;
+  let hw = params.in_h * params.in_w;
+  let khw = params.k_h * params.k_w;
+  let p0 = wid.x * RG * SG;
+  // This lane's output channels o..o + 4·CG - 1 (subgroups of a workgroup side by side).
+  let o = ((wid.y * (WG / SG) + li / SG) * SG + lane) * 4u * CG;
+  // Pixel p0 + r·SG + lane of row group r, as component r.
+  var oy: vec4<i32>;
+  var ox: vec4<i32>;
+  for (var r = 0u; r < 4u; r++) {
+    let p = min(p0 + r * SG + lane, npix - 1u);
+    oy[r] = i32((p / params.out_w) * params.stride) - i32(params.pad_top);
+    ox[r] = i32((p % params.out_w) * params.stride) - i32(params.pad_left);
+  }
+  let t_in_video = n % params.frames;
+  let last_c = params.in_c - 1u;
+  // 16-byte units per pixel of the channels-last input.
+  let c4 = (params.in_c + 3u) / 4u;
+  var acc0: array<vec4<f32>, SG_ACC>;
+  var acc1: array<vec4<f32>, SG_ACC>;
+  var acc2: array<vec4<f32>, SG_ACC>;
+  var acc3: array<vec4<f32>, SG_ACC>;
+  for (var tap = 0u; tap < params.k_t * khw; tap++) {
+    let dt = tap / khw;
+    let ft = i32(t_in_video + dt) - i32(params.pad_t);
+    let frame_ok = ft >= 0 && ft < i32(params.frames);
+    let frame_base = select(0u, u32(i32(n - params.x_row0) + ft - i32(t_in_video)) * hw, frame_ok);
+    let t = quad_taps(oy, ox, frame_base, frame_ok, (tap % khw) / params.k_w, tap % params.k_w);
+    let px = t.base * c4;
+    let row0 = params.w_base + tap * params.in_c * params.w_row_quads + o / 4u;
+    for (var c = 0u; c < c4; c++) {
+      // Channels past the last read its weights again; their x values are zero.
+      let cs = min(vec4<u32>(4u * c) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last_c));
+      let w0 = lane_quads(row0 + cs.x * params.w_row_quads);
+      let w1 = lane_quads(row0 + cs.y * params.w_row_quads);
+      let w2 = lane_quads(row0 + cs.z * params.w_row_quads);
+      let w3 = lane_quads(row0 + cs.w * params.w_row_quads);
+      var bt: array<mat4x4<f32>, MAX_CG>;
+      bt[0] = mat4x4<f32>(w0[0], w1[0], w2[0], w3[0]);
+      bt[1] = mat4x4<f32>(w0[1], w1[1], w2[1], w3[1]);
+      sg_pixels(&acc0, x4[px.x + c] * t.valid.x, bt);
+      if (RG > 1u) { sg_pixels(&acc1, x4[px.y + c] * t.valid.y, bt); }
+      if (RG > 2u) { sg_pixels(&acc2, x4[px.z + c] * t.valid.z, bt); }
+      if (RG > 3u) { sg_pixels(&acc3, x4[px.w + c] * t.valid.w, bt); }
+    }
+  }
+  sg_store(&acc0, n, p0, o);
+  if (RG > 1u) { sg_store(&acc1, n, p0 + SG, o); }
+  if (RG > 2u) { sg_store(&acc2, n, p0 + 2u * SG, o); }
+  if (RG > 3u) { sg_store(&acc3, n, p0 + 3u * SG, o); }
+}
+
+// Workgroup (x, q, r), invocation i: channels 4q..4q + 3 of pixel x·WG + i of
+// row r (consecutive lanes read consecutive values of a channel plane).
+@compute @workgroup_size(WG)
+fn channels_last(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let p = wid.x * WG + li;
+  if (p >= lp.hw) {
     return;
   }
-  let o = i % pk.o_pad;
-  let c = (i / pk.o_pad) % pk.in_c;
-  let t = i / (pk.o_pad * pk.in_c);
-  var word = 0u;
-  if (o < pk.out_c) {
-    word = src[o * pk.s_o + c * pk.s_c + t * pk.s_t];
+  let first = ((lp.row0 + wid.z) * lp.in_c + 4u * wid.y) * lp.hw + p;
+  var v = vec4<f32>(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    if (4u * wid.y + i < lp.in_c) {
+      v[i] = x[first + i * lp.hw];
+    }
   }
-  dst[i] = word;
+  x_cl[(wid.z * lp.hw + p) * ((lp.in_c + 3u) / 4u) + wid.y] = v;
+}
+// #endif
+
+// Repacks PyTorch weights (any layout, by strides) to [tap][C][O_pad], zero
+// past the last output channel. Workgroup (tap, c, z), invocation i writes 16
+// bytes of row (tap, c): output channels 4q.. (f32) or 8q.. (f16; bits copied,
+// not converted) of quad q = z·WG + i. Workgroups run in x-fastest order, so
+// consecutive ones read the next taps and channels of the same output
+// channels: a source cache line serves several of them (gathering across
+// output channels is a cache miss per element otherwise). The indices come
+// from the grid, not from divisions: a vector integer division is a scalar
+// loop per lane on CPUs.
+@compute @workgroup_size(WG)
+fn pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let q = wid.z * WG + li;
+  let per = select(4u, 8u, W_F16);
+  if (q >= pk.o_pad / per) {
+    return;
+  }
+  let row = wid.y * pk.s_c + wid.x * pk.s_t;
+  var words: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    if (W_F16) {
+      var word = 0u;
+      for (var h = 0u; h < 2u; h++) {
+        let o = 8u * q + 2u * i + h;
+        if (o < pk.out_c) {
+          let s = row + o * pk.s_o;
+          word |= ((src[s / 2u] >> (16u * (s % 2u))) & 0xffffu) << (16u * h);
+        }
+      }
+      words[i] = word;
+    } else {
+      let o = 4u * q + i;
+      if (o < pk.out_c) {
+        words[i] = src[row + o * pk.s_o];
+      }
+    }
+  }
+  dst[(wid.x * pk.in_c + wid.y) * (pk.o_pad / per) + q] = vec4<u32>(words[0], words[1], words[2], words[3]);
 }

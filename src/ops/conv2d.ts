@@ -1,22 +1,26 @@
 // conv2d and conv_transpose2d (kernels/conv2d.wgsl), and the implicit-GEMM
 // dispatch that conv3d (./conv3d.ts) shares. Weights are f32 or f16-packed
 // PyTorch tensors; each call first repacks them to [tap][C][O_pad] (one pass
-// over the weights, small next to the convolution) so that the kernel reads
-// 4 output channels' weights with one 16-byte load.
+// over the weights: small next to the convolution, except on few pixels, e.g.
+// a third of the 1536-channel 3×3 conv on 8×8, see bench/conv2d.bench.ts) so
+// that the kernel reads 4 output channels' weights with one 16-byte load.
 import { DeviceLimitError, ShapeError } from '../errors.ts';
-import type { Gpu } from '../gpu/gpu.ts';
+import type { BufferRange, Gpu, KernelCall } from '../gpu/gpu.ts';
 import { Tensor, shapeString } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/scope.ts';
 import { flatGrid } from './grid.ts';
 import { concat, slice } from './layout.ts';
+import { fixedSubgroupSize, matmulAdapterInfo } from './matmul.ts';
 
 export type Padding = number | readonly [top: number, bottom: number, left: number, right: number];
 
 /**
  * Tile shape and strategy of the implicit-GEMM kernel (override constants).
- * Each invocation owns 4·NQ output channels × 4·PV output pixels and adds U
- * input channels per accumulator update; STAGE stages CC input channels'
- * weights in workgroup memory (GPUs).
+ * Entry `conv`: each invocation owns 4·NQ output channels × 4·PV output
+ * pixels and adds U input channels per accumulator update; STAGE stages CC
+ * input channels' weights in workgroup memory (GPUs). SUBGROUP selects entry
+ * `conv_subgroup` instead (CPU adapters with fixed-size subgroups): each
+ * subgroup computes RG·SG pixels × 4·CG·SG channels, WG a multiple of SG.
  */
 export interface ConvVariant {
   WG: number;
@@ -25,6 +29,9 @@ export interface ConvVariant {
   U: number;
   STAGE: boolean;
   CC: number;
+  SUBGROUP: boolean;
+  RG: number;
+  CG: number;
 }
 
 export interface Conv2dOptions {
@@ -128,45 +135,79 @@ export function packWeights(weight: Tensor, outChannels: number, inChannels: num
   const oPad = padChannels(outChannels);
   const packed = Tensor.empty(weight.gpu, [taps, inChannels, oPad], weight.dtype);
   const f16 = weight.dtype === 'f16';
-  const words = (taps * inChannels * oPad) / (f16 ? 2 : 1);
+  // One invocation per 16 bytes of a packed row: taps along x, input channels along y.
   const WG = 64;
+  const grid = [taps, inChannels, Math.ceil(oPad / (f16 ? 8 : 4) / WG)];
+  const maxWg = weight.gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  if (Math.max(...grid) > maxWg) throw new DeviceLimitError('maxComputeWorkgroupsPerDimension', Math.max(...grid), maxWg, `packing a weight of ${inChannels} input channels and ${taps} taps`);
   weight.gpu.dispatch(
     { kernel: 'conv2d', entry: 'pack', overrides: { WG, W_F16: f16 } },
     {
-      pk: { out_c: outChannels, in_c: inChannels, taps, o_pad: oPad, s_o: strides[0], s_c: strides[1], s_t: strides[2], count: words },
+      pk: { out_c: outChannels, in_c: inChannels, o_pad: oPad, s_o: strides[0], s_c: strides[1], s_t: strides[2] },
       src: weight.binding(),
       dst: packed.binding(),
     },
-    flatGrid(words, WG),
+    grid,
   );
   return packed;
 }
 
 const MAX_NQ = 8;
 const MAX_PV = 4;
+const MAX_RG = 4;
+const MAX_CG = 2;
+const CHANNELS_LAST_WG = 64;
 
 /**
  * The kernel variant for an adapter and problem. Software adapters (lavapipe:
  * an invocation is a SIMD lane, a workgroup runs on one CPU thread, barriers
- * are costly) get a large register tile without barriers; GPUs stage weights
- * in workgroup memory. Few distinct variants: lavapipe's LLVM takes seconds
- * to compile each (see bench/conv2d.bench.ts for the measurements).
+ * are costly) with fixed-size subgroups get the subgroup kernel when there
+ * are enough output channels to fill its lanes (4·CG·SG = 64 per subgroup on
+ * lavapipe: at 32 half idle; the narrow convs, RGB and latents, would leave
+ * most idle), else a large
+ * register tile without barriers; GPUs stage weights in workgroup memory.
+ * Few distinct variants: lavapipe's LLVM takes seconds to compile each (see
+ * bench/conv2d.bench.ts for the measurements).
  */
 export function convVariant(gpu: Gpu, g: ConvGemm, f16: boolean, forced: Partial<ConvVariant> = {}): ConvVariant {
   const software = gpu.info.software;
+  const sg = fixedSubgroupSize(matmulAdapterInfo(gpu));
+  // Its grid has a workgroup per RG·SG output pixels, its input copy one per
+  // CHANNELS_LAST_WG input pixels: larger images fall back to the tile.
+  const maxWg = gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  const fits = sg !== null && Math.ceil((g.outH * g.outW) / (MAX_RG * sg)) <= maxWg && Math.ceil((g.inH * g.inW) / CHANNELS_LAST_WG) <= maxWg;
+  const SUBGROUP = forced.SUBGROUP ?? (software && fits && g.outChannels >= 32);
+  if (SUBGROUP && sg === null) throw new ShapeError(g.op, 'variant SUBGROUP needs the subgroups feature with a fixed subgroup size of 4, 8 or 16');
   // 32 output channels per invocation, or 8 for the few narrow convs (RGB, latents).
   const NQ = forced.NQ ?? (software && g.outChannels > 8 ? MAX_NQ : 2);
   const PV = forced.PV ?? (software ? 2 : 1);
   // CPUs: whole SIMD rows (8 lanes), a power of two no wider than the image needs.
   const lanes = Math.ceil((g.outH * g.outW) / (4 * PV));
-  const WG = forced.WG ?? (software ? Math.min(64, Math.max(8, 2 ** Math.ceil(Math.log2(lanes)))) : 64);
-  const v = { WG, NQ, PV, U: forced.U ?? 2, STAGE: forced.STAGE ?? !software, CC: forced.CC ?? 16 };
+  const tileWg = software ? Math.min(64, Math.max(8, 2 ** Math.ceil(Math.log2(lanes)))) : 64;
+  const WG = forced.WG ?? (SUBGROUP ? sg! : tileWg);
+  const v = { WG, NQ, PV, U: forced.U ?? 2, STAGE: forced.STAGE ?? !software, CC: forced.CC ?? 16, SUBGROUP, RG: forced.RG ?? MAX_RG, CG: forced.CG ?? MAX_CG };
   // f16 quads are read two per 16-byte load, so the tile starts on an even quad.
   if (!isCount(v.NQ, 1) || v.NQ > MAX_NQ || (f16 && v.NQ % 2 !== 0)) throw new ShapeError(g.op, `variant NQ must be 1..${MAX_NQ}${f16 ? ', even for f16 weights' : ''}, got ${v.NQ}`);
   if (!isCount(v.PV, 1) || v.PV > MAX_PV) throw new ShapeError(g.op, `variant PV must be 1..${MAX_PV}, got ${v.PV}`);
   if (v.U !== 1 && v.U !== 2) throw new ShapeError(g.op, `variant U must be 1 or 2, got ${v.U}`);
   if (!isCount(v.WG, 1) || !isCount(v.CC, 2) || v.CC % 2 !== 0) throw new ShapeError(g.op, `variant WG ${v.WG} / CC ${v.CC} must be counts, CC even`);
+  if (!isCount(v.RG, 1) || v.RG > MAX_RG) throw new ShapeError(g.op, `variant RG must be 1..${MAX_RG}, got ${v.RG}`);
+  if (!isCount(v.CG, 1) || v.CG > MAX_CG || (f16 && v.CG !== MAX_CG)) throw new ShapeError(g.op, `variant CG must be 1..${MAX_CG}${f16 ? ' (2 for f16 weights)' : ''}, got ${v.CG}`);
+  if (v.SUBGROUP && v.WG % sg! !== 0) throw new ShapeError(g.op, `variant WG ${v.WG} must be a multiple of the subgroup size ${sg}`);
   return v;
+}
+
+/** Rows row0..row0 + rows of x [N, C, H·W] as [rows, H·W, C4] (C4: C rounded up to 4, zeros past C). */
+function channelsLast(x: Tensor, row0: number, rows: number, channels: number, hw: number): Tensor {
+  const c4 = Math.ceil(channels / 4);
+  const out = Tensor.empty(x.gpu, [rows, hw, 4 * c4]);
+  const WG = CHANNELS_LAST_WG;
+  x.gpu.dispatch(
+    { kernel: 'conv2d', entry: 'channels_last', overrides: { WG } },
+    { lp: { in_c: channels, hw, row0 }, x: x.binding(), x_cl: out.binding() },
+    [Math.ceil(hw / WG), c4, rows],
+  );
+  return out;
 }
 
 /** Where each row of a tensor lives: its dim-0 parts (one unless larger than a binding). */
@@ -204,11 +245,18 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
   const XV4 = kh === 1 && kw === 1 && g.stride === 1 && g.padTop === 0 && g.padLeft === 0 && hw % 4 === 0 && g.outH === g.inH && g.outW === g.inW;
   const npix = g.outH * g.outW;
   gpu.profile?.flops('conv2d', 2 * g.outChannels * g.inChannels * kt * kh * kw * npix * g.batch);
-  const grid = [Math.ceil(npix / (v.WG * 4 * v.PV)), Math.ceil(g.outChannels / (4 * v.NQ))];
+  const sg = v.SUBGROUP ? fixedSubgroupSize(matmulAdapterInfo(gpu))! : 0;
+  const grid = v.SUBGROUP
+    ? [Math.ceil(npix / (v.RG * sg)), Math.ceil(g.outChannels / (4 * v.CG * v.WG))]
+    : [Math.ceil(npix / (v.WG * 4 * v.PV)), Math.ceil(g.outChannels / (4 * v.NQ))];
+  const call: KernelCall = v.SUBGROUP
+    ? { kernel: 'conv2d', entry: 'conv_subgroup', overrides: { WG: v.WG, SG: sg, RG: v.RG, CG: v.CG, W_F16: f16 } }
+    : { kernel: 'conv2d', entry: 'conv', overrides: { WG: v.WG, NQ: v.NQ, PV: v.PV, U: v.U, STAGE: v.STAGE, CC: v.CC, W_F16: f16, XV4 } };
   const maxWg = gpu.device.limits.maxComputeWorkgroupsPerDimension;
   if (grid[0] > maxWg) throw new DeviceLimitError('maxComputeWorkgroupsPerDimension', grid[0], maxWg, `${g.op} on ${npix} pixels`);
-  const rowBytes = g.inChannels * hw * 4;
-  const maxRows = Math.floor(gpu.maxBinding / rowBytes);
+  // The subgroup kernel reads a channels-last copy of the rows it needs, channels padded to 4.
+  const rowBytes = (v.SUBGROUP ? 4 * Math.ceil(g.inChannels / 4) : g.inChannels) * hw * 4;
+  const maxRows = Math.min(Math.floor(gpu.maxBinding / rowBytes), v.SUBGROUP ? maxWg : Infinity);
   if (maxRows < kt) throw new DeviceLimitError('maxStorageBufferBindingSize', kt * rowBytes, gpu.maxBinding, `${g.op}: ${kt} input frames of ${rowBytes} bytes`);
   const frames = g.frames;
   // Input rows image n reads: its own frame and the taps' neighbours inside its video.
@@ -235,9 +283,17 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
         input = concat(pieces, 0);
         xRow0 = lo;
       }
-      const xb = input.binding();
+      let xBindings: Record<string, BufferRange>;
+      if (v.SUBGROUP) {
+        xBindings = { x4: channelsLast(input, lo - xRow0, hi - lo, g.inChannels, hw).binding() };
+        xRow0 = lo;
+      } else {
+        const xb = input.binding();
+        // x4 is unread unless XV4; packed weights are at least 16 bytes.
+        xBindings = { x: xb, x4: XV4 ? xb : { ...packed.binding(), size: 16 } };
+      }
       gpu.dispatch(
-        { kernel: 'conv2d', entry: 'conv', overrides: { WG: v.WG, NQ: v.NQ, PV: v.PV, U: v.U, STAGE: v.STAGE, CC: v.CC, W_F16: f16, XV4 } },
+        call,
         {
           params: {
             n_first: a,
@@ -266,9 +322,7 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
             out_dx: g.place.dx,
             has_bias: bias ? 1 : 0,
           },
-          x: xb,
-          // Unread unless XV4; packed weights are at least 16 bytes.
-          x4: XV4 ? xb : { ...packed.binding(), size: 16 },
+          ...xBindings,
           w: packed.binding(),
           bias: (bias ?? packed).binding(),
           out: o.t.binding(),
@@ -297,6 +351,7 @@ export function conv2dGemm(g: ConvGeometry): ConvGemm {
 
 /** A variant in words (benchmark tables). */
 export function describeVariant(v: ConvVariant): string {
+  if (v.SUBGROUP) return `implicit GEMM, subgroup broadcast, ${v.RG} pixel rows x ${4 * v.CG} ch per lane, WG ${v.WG}`;
   const tile = `${4 * v.NQ}ch x ${4 * v.PV}px tile, ${v.U} ch/update, WG ${v.WG}`;
   return v.STAGE ? `implicit GEMM, weights staged ${v.CC} ch at a time, ${tile}` : `implicit GEMM, register ${tile}`;
 }

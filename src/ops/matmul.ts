@@ -32,8 +32,8 @@ const SHARED = { WG_X: 16, WG_Y: 16, TM: 4, TN4: 1, BK: 16, SHARED: true };
 const TILED = { WG_X: 8, WG_Y: 8, TM: 8, TN4: 1, BK: 1, SHARED: false };
 const NAIVE = { WG_X: 16, WG_Y: 16 };
 
-/** The subgroup size the 'subgroup' kernel is laid out for: fixed, 4, 8 or 16. */
-function fixedSubgroupSize(info: MatmulAdapterInfo): number | null {
+/** The subgroup size the subgroup kernels (matmul, conv) are laid out for: fixed, 4, 8 or 16. */
+export function fixedSubgroupSize(info: MatmulAdapterInfo): number | null {
   const s = info.subgroupMinSize;
   if (!info.subgroups || !s || s !== info.subgroupMaxSize || ![4, 8, 16].includes(s)) return null;
   return s;

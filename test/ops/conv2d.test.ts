@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import { type ConvVariant, conv2d, conv2dNaive, convGeometry, convTranspose2d } from '../../src/ops/conv2d.ts';
+import { conv2d, conv2dNaive, convGeometry, convTranspose2d } from '../../src/ops/conv2d.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
+import { convVariants, trimmedConvVariants } from './conv-variants.ts';
 import { type OpCase, loadOpCases } from '../fixtures.ts';
 import { maxAbs, maxAbsDiff, testGpu } from '../helpers.ts';
 
@@ -43,16 +44,7 @@ async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>
   }
 }
 
-// The adapter's default and the workgroup-memory variant on every case; a
-// trimmed tile (odd channel quads, 3 pixel quads, one channel per update,
-// 8 lanes) on a few, since every variant is a pipeline that lavapipe's LLVM
-// takes seconds to compile.
-const VARIANTS: [string, Partial<ConvVariant>][] = [
-  ['default', {}],
-  ['staged weights', { STAGE: true, NQ: 2, PV: 1, WG: 16, CC: 4 }],
-];
-const TRIMMED: Partial<ConvVariant> = { NQ: 1, PV: 3, U: 1, WG: 8 };
-const TRIMMED_CASES = ['k3p1', 'k5s3'];
+const TRIMMED_CASES = ['k3p1', 'k3p1_wide', 'k5s3'];
 
 describe('conv2d', () => {
   const convCases = cases.filter((c) => !c.name.startsWith('t'));
@@ -61,10 +53,10 @@ describe('conv2d', () => {
     const c = convCases.find((k) => k.name === name)!;
     const p = c.params as unknown as Params;
     const { x, weight, bias } = upload(gpu, c);
-    for (const [what, variant] of VARIANTS) {
+    const list = [...convVariants(gpu), ...(TRIMMED_CASES.includes(name) ? trimmedConvVariants(gpu, p.f16) : [])];
+    for (const [what, variant] of list) {
       await expectClose(conv2d(x, weight, bias, { stride: p.stride, padding: p.padding, variant }), c, what);
     }
-    if (TRIMMED_CASES.includes(name)) await expectClose(conv2d(x, weight, bias, { stride: p.stride, padding: p.padding, variant: TRIMMED }), c, 'trimmed tile');
     await expectClose(conv2dNaive(x, weight, bias, { stride: p.stride, padding: p.padding }), c, 'naive kernel');
   });
 
@@ -72,13 +64,16 @@ describe('conv2d', () => {
     const gpu = await testGpu();
     const c = cases.find((k) => k.name === 'k3p1')!;
     const p = c.params as unknown as Params;
-    // Rows of x are 1260 bytes and of out 1512: one row per buffer.
-    await withBindingLimit(gpu, 1600, async () => {
+    // Rows of x are 1260 bytes (2016 in the subgroup kernel's channels-last
+    // copy) and of out 1512: one row per buffer.
+    await withBindingLimit(gpu, 2100, async () => {
       const { x, weight, bias } = upload(gpu, c);
       expect(x.partCount).toBe(2);
-      const out = conv2d(x, weight, bias, { padding: p.padding });
-      expect(out.partCount).toBe(2);
-      await expectClose(out, c, 'parts');
+      for (const [what, variant] of convVariants(gpu)) {
+        const out = conv2d(x, weight, bias, { padding: p.padding, variant });
+        expect(out.partCount).toBe(2);
+        await expectClose(out, c, `parts, ${what}`);
+      }
     });
   });
 
@@ -106,6 +101,8 @@ describe('conv2d', () => {
     expect(() => conv2d(Tensor.from(gpu, new Float32Array(32), [1, 2, 4, 4], 'f16'), w)).toThrow(ShapeError);
     expect(() => conv2d(x, w, undefined, { variant: { NQ: 9 } })).toThrow(ShapeError);
     expect(() => conv2d(x, Tensor.from(gpu, new Float32Array(3 * 2 * 9), [3, 2, 3, 3], 'f16'), undefined, { variant: { NQ: 3 } })).toThrow(ShapeError);
+    expect(() => conv2d(x, w, undefined, { variant: { RG: 5 } })).toThrow(ShapeError);
+    expect(() => conv2d(x, Tensor.from(gpu, new Float32Array(3 * 2 * 9), [3, 2, 3, 3], 'f16'), undefined, { variant: { CG: 1 } })).toThrow(ShapeError);
   });
 });
 
@@ -115,7 +112,7 @@ describe('convTranspose2d', () => {
     const gpu = await testGpu();
     const c = tCases.find((k) => k.name === name)!;
     const { x, weight, bias } = upload(gpu, c);
-    for (const [what, variant] of VARIANTS) await expectClose(convTranspose2d(x, weight, bias, { variant }), c, what);
+    for (const [what, variant] of convVariants(gpu)) await expectClose(convTranspose2d(x, weight, bias, { variant }), c, what);
   });
 
   it('rejects other kernels', async () => {
