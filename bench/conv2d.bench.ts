@@ -44,6 +44,7 @@ import type { Gpu } from '../src/gpu/gpu.ts';
 import { conv2d, conv2dGemm, conv2dNaive, convGeometry, convVariant, describeVariant } from '../src/ops/conv2d.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';
 import type { BenchCase, BenchRun } from './harness.ts';
+import { peerOf } from './peers/tfjs.ts';
 
 /** Deterministic values in [-0.5, 0.5] (test/helpers imports vitest, so not that). */
 function rand(gpu: Gpu, shape: number[], seed: number, dtype: 'f32' | 'f16' = 'f32'): Tensor {
@@ -52,6 +53,7 @@ function rand(gpu: Gpu, shape: number[], seed: number, dtype: 'f32' | 'f16' = 'f
   return Tensor.from(gpu, data, shape, dtype);
 }
 
+/** f32 rows also time the naive kernel and the tfjs-webgpu peer; the f16-weight row only ours. */
 function convCase(c: number, o: number, size: number, k: number, dtype: 'f32' | 'f16'): BenchCase {
   const padding = (k - 1) / 2;
   const g = convGeometry([1, c, size, size], [o, c, k, k], { padding });
@@ -64,15 +66,20 @@ function convCase(c: number, o: number, size: number, k: number, dtype: 'f32' | 
       return variant;
     },
     flops: 2 * o * c * k * k * g.outH * g.outW,
-    setup(gpu): BenchRun {
+    async setup(gpu): Promise<BenchRun> {
       variant = describeVariant(convVariant(gpu, conv2dGemm(g), dtype === 'f16'));
       const x = rand(gpu, [1, c, size, size], 1);
       const weight = rand(gpu, [o, c, k, k], 2, dtype);
       const bias = rand(gpu, [o], 3);
+      const peer = dtype === 'f32' ? await peerOf((p) => p.conv2d(c, o, size, size, k)) : undefined;
       return {
         run: () => conv2d(x, weight, bias, { padding }).dispose(),
-        naive: () => conv2dNaive(x, weight, bias, { padding }).dispose(),
-        dispose: () => [x, weight, bias].forEach((t) => t.dispose()),
+        naive: dtype === 'f32' ? () => conv2dNaive(x, weight, bias, { padding }).dispose() : undefined,
+        peers: peer?.peers,
+        dispose: () => {
+          [x, weight, bias].forEach((t) => t.dispose());
+          peer?.dispose();
+        },
       };
     },
   };

@@ -31,7 +31,7 @@ function matmulCase(m: number, n: number, k: number, dtype: 'f32' | 'f16', varia
       const a = rand(gpu, [m, k], 1);
       const b = rand(gpu, [n, k], 2, dtype);
       const product = (v: MatmulVariant) => () => matmul(a, b, { transposeB: true, variant: v }).dispose();
-      const peer = withNaive ? await peerOf(gpu, (p) => p.matmul(m, n, k)) : undefined;
+      const peer = withNaive ? await peerOf((p) => p.matmul(m, n, k)) : undefined;
       return {
         run: product(chosen),
         naive: withNaive ? product('naive') : undefined,

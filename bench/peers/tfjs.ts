@@ -1,17 +1,17 @@
 // tfjs-webgpu as a side-by-side peer (issue #3): its matmul and conv2d on the
-// same shapes, on the same GPUDevice as ours (so the same adapter and queue,
-// and our gpu.sync() waits for its work too). A devDependency, used only here.
-import type { Gpu } from '../../src/gpu/gpu.ts';
+// same shapes and the same adapter (its own device from the same WebGPU entry
+// point: sharing ours mixed its open compute passes with our submits). A
+// devDependency, used only here.
+import { webgpuEntry } from '../../src/gpu/device.ts';
 
 /** The parts of @tensorflow/tfjs-core the bench uses. */
 interface TfTensor {
   dispose(): void;
 }
 interface Tf {
-  registerBackend(name: string, factory: () => unknown, priority?: number): boolean;
   setBackend(name: string): Promise<boolean>;
   ready(): Promise<void>;
-  backend(): { submitQueue(): void };
+  backend(): { endComputePassEncoder(): void; submitQueue(): void; device: GPUDevice };
   randomUniform(shape: number[], min?: number, max?: number, dtype?: string, seed?: number): TfTensor;
   matMul(a: TfTensor, b: TfTensor, transposeA?: boolean, transposeB?: boolean): TfTensor;
   conv2d(x: TfTensor, filter: TfTensor, strides: number, pad: 'same' | 'valid'): TfTensor;
@@ -26,32 +26,33 @@ export interface TfjsPeer {
 
 let peer: Promise<TfjsPeer> | undefined;
 
-/** tfjs-webgpu on our device; rejects with the reason when it cannot run here. */
-export function tfjsPeer(gpu: Gpu): Promise<TfjsPeer> {
-  peer ??= load(gpu);
+/** tfjs-webgpu on this runtime's adapter; rejects with the reason when it cannot run here. */
+export function tfjsPeer(): Promise<TfjsPeer> {
+  peer ??= load();
   return peer;
 }
 
-async function load(gpu: Gpu): Promise<TfjsPeer> {
-  // tfjs checks for navigator.gpu before it builds a WebGPU backend; Node has
-  // no navigator, so give it one that names our device's GPU.
+async function load(): Promise<TfjsPeer> {
+  // tfjs opens its device through navigator.gpu, which Node lacks: give it
+  // Dawn's entry point, ours.
   const g = globalThis as { navigator?: { gpu?: unknown } };
-  if (!g.navigator?.gpu) Object.defineProperty(globalThis, 'navigator', { value: { ...g.navigator, gpu: {} }, configurable: true });
+  if (!g.navigator?.gpu) Object.defineProperty(globalThis, 'navigator', { value: { ...g.navigator, gpu: await webgpuEntry() }, configurable: true });
   let tf: Tf;
-  let backend: { WebGPUBackend: new (device: GPUDevice, info?: unknown) => unknown };
   try {
     tf = (await import('@tensorflow/tfjs-core')) as unknown as Tf;
-    backend = (await import('@tensorflow/tfjs-backend-webgpu')) as unknown as typeof backend;
+    await import('@tensorflow/tfjs-backend-webgpu');
   } catch (e) {
     throw new Error(`not installed (npm install): ${(e as Error).message.split('\n')[0]}`);
   }
-  tf.registerBackend('webgpu-shared', () => new backend.WebGPUBackend(gpu.device, gpu.device.adapterInfo));
-  if (!(await tf.setBackend('webgpu-shared'))) throw new Error('its WebGPU backend failed to initialise');
+  if (!(await tf.setBackend('webgpu'))) throw new Error('its WebGPU backend failed to initialise');
   await tf.ready();
   const op = (inputs: TfTensor[], f: () => TfTensor) => ({
     async run() {
       f().dispose();
-      tf.backend().submitQueue();
+      const backend = tf.backend();
+      backend.endComputePassEncoder();
+      backend.submitQueue();
+      await backend.device.queue.onSubmittedWorkDone();
     },
     dispose: () => inputs.forEach((t) => t.dispose()),
   });
@@ -70,9 +71,9 @@ async function load(gpu: Gpu): Promise<TfjsPeer> {
 }
 
 /** A bench case's `peers` entry for tfjs-webgpu, or the reason it cannot run as the entry's error. */
-export async function peerOf(gpu: Gpu, make: (p: TfjsPeer) => { run(): Promise<void>; dispose(): void }): Promise<{ peers: Record<string, () => Promise<void>>; dispose(): void }> {
+export async function peerOf(make: (p: TfjsPeer) => { run(): Promise<void>; dispose(): void }): Promise<{ peers: Record<string, () => Promise<void>>; dispose(): void }> {
   try {
-    const op = make(await tfjsPeer(gpu));
+    const op = make(await tfjsPeer());
     return { peers: { 'tfjs-webgpu': () => op.run() }, dispose: () => op.dispose() };
   } catch (e) {
     const reason = (e as Error).message;

@@ -95,6 +95,11 @@ async function nodeGpu(): Promise<GPU> {
   return nodeInstance;
 }
 
+/** The runtime's WebGPU entry point (navigator.gpu, or Dawn's under Node), shared by every device opened here. */
+export async function webgpuEntry(): Promise<GPU | undefined> {
+  return detectRuntime() === 'node' ? nodeGpu() : (globalThis.navigator as Navigator | undefined)?.gpu;
+}
+
 function installHint(runtime: Runtime): string {
   if (runtime === 'browser') {
     return 'Use a browser with WebGPU enabled (Chrome 113+; on Linux start it with --enable-unsafe-webgpu).';
