@@ -23,6 +23,11 @@ export interface BenchRun {
 }
 
 export interface BenchCase {
+  /**
+   * Only when a filter names it (`npm run bench -- unet`): model-level cases
+   * take minutes per run on a software adapter, past the default run's budget.
+   */
+  explicit?: boolean;
   /** Op name as in ../shared/design/bench-results.md (matmul, conv2d, ...). */
   op: string;
   /** Dimensions joined by 'x', in the order the issue writes them. */

@@ -139,6 +139,7 @@ function decodeCase(dtype: WeightDType): BenchCase {
   let peak = '';
   return {
     op: 'movq_decode',
+    explicit: true,
     shape: '256x256',
     dtype: 'f32',
     // Read by the runner after timing, so it can carry the measured peak.

@@ -1,7 +1,7 @@
 // `npm run bench [-- filter...] [--json] [--quick]`: runs every case of
 // bench/*.bench.ts whose op, family or shape contains a filter, and prints a
-// table, then the model-level reports (those marked explicit only when a
-// filter names them, with the op rows they need); --json also writes bench/results/<UTC date-time>.json in the shared
+// table, then the model-level reports (cases and reports marked explicit
+// only when a filter names them, reports with the op rows they need); --json also writes bench/results/<UTC date-time>.json in the shared
 // format (../shared/design/bench-results.md).
 import { Gpu } from '../src/gpu/gpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
@@ -80,7 +80,8 @@ async function loadBenches(filters: string[]): Promise<{ cases: BenchCase[]; rep
     const family = f.slice(0, -'.bench.ts'.length);
     const mod = (await import(new URL(f, dir).href)) as { benches?: BenchCase[]; reports?: BenchReport[] };
     for (const c of mod.benches ?? []) {
-      if (wanted(`${family} ${c.op} ${c.shape} ${c.variant}`)) cases.push(c);
+      const hay = `${family} ${c.op} ${c.shape} ${c.variant}`;
+      if (c.explicit ? filters.some((q) => hay.includes(q)) : wanted(hay)) cases.push(c);
       else all.push(c);
     }
     for (const r of mod.reports ?? []) {

@@ -224,6 +224,7 @@ function fullForwardCase(config: UNetConfig, size: number, dtype: WeightDType): 
   return {
     flops,
     op: 'unet_forward',
+    explicit: true,
     shape: `${rows}x${config.num_channels}x${size}x${size}`,
     dtype,
     variant: `mid-size keyframe U-Net mc ${config.model_channels}, dim_mult ${config.dim_mult.join('/')}, ${VIDEOS} videos x ${FRAMES} frames, ${TOKENS} tokens`,
@@ -273,6 +274,7 @@ function realLevelCase(size: number, dtype: WeightDType): BenchCase {
   return {
     flops,
     op: 'unet_forward',
+    explicit: true,
     shape: `${rows}x${plan.inChannels}x${size}x${size}`,
     dtype,
     variant: `real keyframe down level ${level} (${plan.inChannels}->${plan.outChannels}, ${plan.numBlocks} blocks, cross+self+temporal), ${TOKENS} tokens`,
