@@ -143,7 +143,9 @@ export async function benchCommand(filters: string[], options: BenchOptions): Pr
         peers,
       };
       results.push(r);
-      const peerText = peers.map((p) => (p.error ? `${p.name}: ${p.error}` : `${p.name} ${fmt(p.ms ?? null)} ms (${(ms > 0 ? p.ms! / ms : 0).toFixed(1)}x slower)`)).join('; ');
+      // The peer against ours: "3.5x slower" or "6.8x faster".
+      const versus = (peerMs: number) => (peerMs >= ms ? `${(peerMs / ms).toFixed(1)}x slower` : `${(ms / peerMs).toFixed(1)}x faster`);
+      const peerText = peers.map((p) => (p.error ? `${p.name}: ${p.error}` : `${p.name} ${fmt(p.ms ?? null)} ms (${versus(p.ms!)})`)).join('; ');
       process.stdout.write(
         `${[r.op, r.shape, r.dtype, r.variant, fmt(ms, 2), fmt(gflops), fmt(gbps), fmt(pct), fmt(naiveMs, 1), fmt(r.speedup_vs_naive), peerText || '-'].join(' | ')}\n`,
       );
