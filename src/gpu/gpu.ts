@@ -52,7 +52,7 @@ function pipelineKey(call: KernelCall): string {
   return [call.kernel, call.entry ?? 'main', ...parts].join('|');
 }
 
-function isRange(b: Binding): b is BufferRange {
+export function isRange(b: Binding): b is BufferRange {
   return typeof b === 'object' && b !== null && 'buffer' in b && typeof (b as BufferRange).buffer === 'object';
 }
 

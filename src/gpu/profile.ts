@@ -5,7 +5,7 @@
 // dispatches are counted and not run, so that a real-size configuration can
 // be costed on a machine that could not run it in reasonable time (the
 // pipeline projection in bench/pipeline.bench.ts).
-import type { Binding } from './gpu.ts';
+import { type Binding, isRange } from './gpu.ts';
 
 export interface FamilyCount {
   dispatches: number;
@@ -28,10 +28,7 @@ export class OpProfile {
     const f = this.family(kernel);
     f.dispatches++;
     for (const b of Object.values(bindings)) {
-      if (typeof b === 'object' && b !== null && 'buffer' in b && typeof b.buffer === 'object') {
-        const range = b as { buffer: GPUBuffer; offset?: number; size?: number };
-        f.bytes += range.size ?? range.buffer.size - (range.offset ?? 0);
-      }
+      if (isRange(b)) f.bytes += b.size ?? b.buffer.size - (b.offset ?? 0);
     }
   }
 

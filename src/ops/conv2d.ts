@@ -411,21 +411,8 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor, option
   return out;
 }
 
-export interface NaiveConv {
-  batch: number;
-  inChannels: number;
-  inH: number;
-  inW: number;
-  outChannels: number;
-  outH: number;
-  outW: number;
-  kernel: readonly [t: number, h: number, w: number];
-  stride: number;
-  padTop: number;
-  padLeft: number;
-  padT: number;
-  frames: number;
-}
+/** The naive kernel's geometry: an implicit GEMM's, without its weight packing and output placement. */
+export type NaiveConv = Omit<ConvGemm, 'op' | 'wBase' | 'place'>;
 
 /** The naive kernel (kernels/conv3d.wgsl): one output per invocation, PyTorch weight layout. Benchmarks' baseline. */
 export function naiveConv(x: Tensor, weight: Tensor, bias: Tensor | undefined, g: NaiveConv): Tensor {
