@@ -41,3 +41,13 @@ export function randomArray(n: number, seed = 1): Float32Array {
   }
   return out;
 }
+
+/** Runs fn with storage bindings limited to `bytes`, so tensors split into parts. */
+export async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
+  Object.defineProperty(gpu, 'maxBinding', { value: bytes, configurable: true });
+  try {
+    return await fn();
+  } finally {
+    delete (gpu as { maxBinding?: number }).maxBinding;
+  }
+}

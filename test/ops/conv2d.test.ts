@@ -5,7 +5,7 @@ import { conv2d, conv2dNaive, convGeometry, convTranspose2d } from '../../src/op
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { convVariants, trimmedConvVariants } from './conv-variants.ts';
 import { type OpCase, loadOpCases } from '../fixtures.ts';
-import { maxAbs, maxAbsDiff, testGpu } from '../helpers.ts';
+import { maxAbs, maxAbsDiff, testGpu, withBindingLimit } from '../helpers.ts';
 
 // References are exact (f64 from the stored f32/f16 values, rounded to f32).
 // We sum K = C·kh·kw ≤ 100 products in f32, two per accumulator update: the
@@ -34,15 +34,6 @@ async function expectClose(out: Tensor, c: OpCase, what: string): Promise<void> 
   expect(err, `${c.name} (${what}): max error ${err}`).toBeLessThanOrEqual(RTOL * maxAbs(ref));
 }
 
-/** Runs fn with storage bindings limited to `bytes`, so tensors split into parts. */
-async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
-  Object.defineProperty(gpu, 'maxBinding', { value: bytes, configurable: true });
-  try {
-    return await fn();
-  } finally {
-    delete (gpu as { maxBinding?: number }).maxBinding;
-  }
-}
 
 const TRIMMED_CASES = ['k3p1', 'k3p1_wide', 'k5s3'];
 

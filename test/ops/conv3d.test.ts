@@ -5,7 +5,7 @@ import { conv3d, conv3dNaive } from '../../src/ops/conv3d.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { convVariants, trimmedConvVariants } from './conv-variants.ts';
 import { type OpCase, loadOpCases } from '../fixtures.ts';
-import { maxAbs, maxAbsDiff, testGpu } from '../helpers.ts';
+import { maxAbs, maxAbsDiff, testGpu, withBindingLimit } from '../helpers.ts';
 
 // References are exact (f64, rounded to f32). K = C·kt·kh·kw ≤ 162 products
 // summed in f32, two per accumulator update: error ≲ K·2⁻²⁴·Σ|w·x|, with
@@ -33,14 +33,6 @@ async function expectClose(out: Tensor, c: OpCase, what: string): Promise<void> 
   expect(err, `${c.name} (${what}): max error ${err}`).toBeLessThanOrEqual(RTOL * maxAbs(ref));
 }
 
-async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
-  Object.defineProperty(gpu, 'maxBinding', { value: bytes, configurable: true });
-  try {
-    return await fn();
-  } finally {
-    delete (gpu as { maxBinding?: number }).maxBinding;
-  }
-}
 
 const TRIMMED_CASES = ['f3'];
 

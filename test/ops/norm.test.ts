@@ -4,7 +4,7 @@ import type { Gpu } from '../../src/gpu/gpu.ts';
 import { groupNorm, layerNorm, rmsNorm, spatialNorm } from '../../src/ops/norm.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { type OpCase, loadOpCases } from '../fixtures.ts';
-import { maxAbs, maxAbsDiff, randomArray, testGpu } from '../helpers.ts';
+import { maxAbs, maxAbsDiff, randomArray, testGpu, withBindingLimit } from '../helpers.ts';
 
 // References are exact (f64, rounded to f32). Our statistics are f32 sums
 // of at most ~40 terms per invocation (then 64 Chan merges), taken relative
@@ -37,15 +37,6 @@ async function expectClose(out: Tensor, c: OpCase): Promise<void> {
   expect(err, `${c.name}: max error ${err}`).toBeLessThanOrEqual(RTOL * maxAbs(ref));
 }
 
-/** Runs fn with storage bindings limited to `bytes`, so tensors split into parts. */
-async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
-  Object.defineProperty(gpu, 'maxBinding', { value: bytes, configurable: true });
-  try {
-    return await fn();
-  } finally {
-    delete (gpu as { maxBinding?: number }).maxBinding;
-  }
-}
 
 describe('groupNorm', () => {
   it.each(names('gn_'))('%s', async (name) => {
