@@ -32,16 +32,16 @@
 // a multiple of that matmul's GFLOP/s in the same repetition (3 each):
 // - 384→384 on 64×64: f32 0.9-1.4× (register tile 0.4-0.5×), best 7-15
 //   GFLOP/s; f16 weights 1.4-2.3× (tile 0.5-0.6×), best 21 GFLOP/s.
-// - 1536→1536 on 8×8: 0.5-0.6× (tile 0.45×). A third of its time is the
-//   per-call repacking of the 85 MB of weights (~0.4 s); packing once per
-//   model would remove it.
+// - 1536→1536 on 8×8: 0.5-0.6× (tile 0.45×). A third of its time was the
+//   per-call repacking of the 85 MB of weights (~0.4 s): the layers now pack
+//   once, at load, and these rows time the conv on a kernel packed once.
 // - conv3d (3,1,1) 384 ch: 1.2-1.5× (tile 0.4-0.5×); (3,3,3) 128 ch:
 //   0.6-1.1× (tile 0.4-0.6×).
 // Within the noise of these runs: 1 vs 2 channel quads per lane, 2 vs 4
 // row groups, 8 vs 16 lanes per workgroup, 2 channel quads per accumulator
 // update (and that doubled the compile time, ~27 s under load).
 import type { Gpu } from '../src/gpu/gpu.ts';
-import { conv2d, conv2dGemm, conv2dNaive, convGeometry, convVariant, describeVariant } from '../src/ops/conv2d.ts';
+import { conv2d, conv2dGemm, conv2dNaive, convGeometry, convVariant, describeVariant, packConvWeight } from '../src/ops/conv2d.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';
 import type { BenchCase, BenchRun } from './harness.ts';
 import { peerOf } from './peers/tfjs.ts';
@@ -74,17 +74,18 @@ function convCase(c: number, o: number, size: number, k: number, dtype: 'f32' | 
       variant = describeVariant(convVariant(gpu, conv2dGemm(g), dtype === 'f16'));
       const x = rand(gpu, [1, c, size, size], 1);
       const weight = rand(gpu, [o, c, k, k], 2, dtype);
+      const packed = packConvWeight(weight);
       const bias = rand(gpu, [o], 3);
       const peer = dtype === 'f32' ? await peerOf((p) => p.conv2d(c, o, size, size, k)) : undefined;
       const naiveWeight = naiveOut < o ? rand(gpu, [naiveOut, c, k, k], 2) : weight;
       const naiveBias = naiveOut < o ? rand(gpu, [naiveOut], 3) : bias;
       return {
-        run: () => conv2d(x, weight, bias, { padding }).dispose(),
+        run: () => conv2d(x, { packed, shape: weight.shape }, bias, { padding }).dispose(),
         naive: dtype === 'f32' ? () => conv2dNaive(x, naiveWeight, naiveBias, { padding }).dispose() : undefined,
         naiveFraction: naiveOut / o,
         peers: peer?.peers,
         dispose: () => {
-          new Set([x, weight, bias, naiveWeight, naiveBias]).forEach((t) => t.dispose());
+          new Set([x, weight, packed, bias, naiveWeight, naiveBias]).forEach((t) => t.dispose());
           peer?.dispose();
         },
       };

@@ -7,7 +7,7 @@
 // what was measured); its register tile reads the pixel quads of 1×1-spatial
 // kernels as one vector, its subgroup variant reads x channels-last.
 import type { Gpu } from '../src/gpu/gpu.ts';
-import { convVariant, describeVariant } from '../src/ops/conv2d.ts';
+import { convVariant, describeVariant, packConvWeight } from '../src/ops/conv2d.ts';
 import { conv3d, conv3dGeometry, conv3dNaive } from '../src/ops/conv3d.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';
 import type { BenchCase, BenchRun } from './harness.ts';
@@ -40,13 +40,15 @@ function conv3dCase(op: string, c: number, frames: number, size: number, kernel:
       const x = rand(gpu, [frames, c, size, size], 1);
       const weight = rand(gpu, [c, c, ...kernel], 2);
       const bias = rand(gpu, [c], 3);
+      const packed = packConvWeight(weight);
       const naiveWeight = naiveOut < c ? rand(gpu, [naiveOut, c, ...kernel], 2) : weight;
       const naiveBias = naiveOut < c ? rand(gpu, [naiveOut], 3) : bias;
       return {
-        run: () => conv3d(x, weight, bias, options).dispose(),
+        // Packed once, as the Conv3d layer keeps it.
+        run: () => conv3d(x, { packed, shape: weight.shape }, bias, options).dispose(),
         naive: () => conv3dNaive(x, naiveWeight, naiveBias, options).dispose(),
         naiveFraction: naiveOut / c,
-        dispose: () => new Set([x, weight, bias, naiveWeight, naiveBias]).forEach((t) => t.dispose()),
+        dispose: () => new Set([x, weight, packed, bias, naiveWeight, naiveBias]).forEach((t) => t.dispose()),
       };
     },
   };

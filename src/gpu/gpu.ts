@@ -241,12 +241,14 @@ export class Gpu {
   /** Submits everything recorded so far. */
   flush(): void {
     this.flushUniforms();
-    if (!this.encoder || !this.pass) return;
-    this.pass.end();
-    this.device.queue.submit([this.encoder.finish()]);
-    this.encoder = null;
-    this.pass = null;
-    this.pendingDispatches = 0;
+    if (this.encoder && this.pass) {
+      this.pass.end();
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+      this.pass = null;
+      this.pendingDispatches = 0;
+    }
+    this.pool.destroyRetired();
   }
 
   /**
@@ -281,6 +283,7 @@ export class Gpu {
       this.device.queue.submit([enc.finish()]);
       this.encoder = null;
       this.pendingDispatches = 0;
+      this.pool.destroyRetired();
       await staging.mapAsync(1 /* GPUMapMode.READ */).catch((e) => this.readbackFailed(e as Error));
       const out = staging.getMappedRange(0, size).slice(0, bytes);
       staging.unmap();

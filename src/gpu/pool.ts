@@ -36,6 +36,8 @@ export class BufferPool {
   private held = 0;
   private allocs = 0;
   private peakDevice = 0;
+  /** Released exact-size buffers, destroyed once the commands recorded so far are submitted. */
+  private retired: GPUBuffer[] = [];
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -57,20 +59,30 @@ export class BufferPool {
     return buffer;
   }
 
-  /** Returns a buffer; exact-size buffers (weights) are destroyed at once. */
+  /**
+   * Returns a buffer. Exact-size buffers (weights) are destroyed at the next
+   * submit (destroyRetired): a dispatch recorded but not yet submitted may
+   * read them (e.g. a conv kernel packed from its loaded form).
+   */
   release(buffer: GPUBuffer): void {
     const tagged = this.sizes.get(buffer);
     if (tagged === undefined) throw new Error('BufferPool.release: buffer does not belong to this pool');
     const size = Math.abs(tagged);
     this.live -= size;
     if (tagged < 0) {
-      buffer.destroy();
+      this.retired.push(buffer);
       return;
     }
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     list.push(buffer);
     this.held += size;
+  }
+
+  /** Destroys released exact-size buffers; called once recorded commands are submitted. */
+  destroyRetired(): void {
+    for (const b of this.retired) b.destroy();
+    this.retired = [];
   }
 
   /** Destroys every free buffer (e.g. between pipeline stages). */

@@ -7,21 +7,28 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { WeightError } from '../errors.ts';
 import type { Checkpoint, TensorEntry } from '../io/checkpoint.ts';
 import { decodeF32 } from '../io/decode.ts';
+import { keep } from '../tensor/scope.ts';
 import { type DType, Tensor, shapeString } from '../tensor/tensor.ts';
 
 /** Storage of weight matrices and conv kernels; vectors and scalars stay f32. */
 export type WeightDType = 'f32' | 'f16';
 
+/** Makes the form a parameter is kept in from its checkpoint tensor (e.g. a conv kernel packed for the GEMM). */
+export type StoreAs = (loaded: Tensor, options: { persistent: true }) => Tensor;
+
 export class Param {
   private value: Tensor | null = null;
   constructor(
     readonly key: string,
+    /** The upstream shape, as in the checkpoint. */
     readonly shape: readonly number[],
     /** Matrices and kernels may be stored as f16; vectors stay f32. */
     readonly allowF16: boolean,
+    /** Kept as made by this from the loaded tensor, which is then freed; as loaded when absent. */
+    private readonly storeAs?: StoreAs,
   ) {}
 
-  /** The loaded tensor. */
+  /** The loaded tensor, in its stored form. */
   get t(): Tensor {
     if (!this.value) throw new WeightError(`weight '${this.key}' used before it was loaded`);
     return this.value;
@@ -31,9 +38,16 @@ export class Param {
     return this.value !== null;
   }
 
+  /** Takes the loaded tensor (upstream shape), keeping its stored form. */
   set(t: Tensor): void {
     this.value?.dispose();
-    this.value = t;
+    if (!this.storeAs) {
+      this.value = t;
+      return;
+    }
+    // Made outside any open scope's reach: the param owns it.
+    this.value = keep(this.storeAs(t, { persistent: true }));
+    if (this.value !== t) t.dispose();
   }
 
   release(): void {
@@ -62,10 +76,10 @@ export class WeightBuilder {
   }
 
   /** Declares a parameter. Rank >= 2 tensors may be stored as f16. */
-  param(name: string, shape: readonly number[]): Param {
+  param(name: string, shape: readonly number[], storeAs?: StoreAs): Param {
     const key = this.key(name);
     if (this.registry.params.has(key)) throw new Error(`weight '${key}' declared twice`);
-    const p = new Param(key, shape, shape.length >= 2);
+    const p = new Param(key, shape, shape.length >= 2, storeAs);
     this.registry.params.set(key, p);
     return p;
   }

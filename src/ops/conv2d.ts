@@ -1,12 +1,13 @@
 // conv2d and conv_transpose2d (kernels/conv2d.wgsl), and the implicit-GEMM
 // dispatch that conv3d (./conv3d.ts) shares. Weights are f32 or f16-packed
-// PyTorch tensors; each call first repacks them to [tap][C][O_pad] (one pass
-// over the weights: small next to the convolution, except on few pixels, e.g.
-// a third of the 1536-channel 3×3 conv on 8×8, see bench/conv2d.bench.ts) so
-// that the kernel reads 4 output channels' weights with one 16-byte load.
+// PyTorch tensors, which the kernel reads repacked to [tap][C][O_pad] so that
+// 4 output channels' weights are one 16-byte load. The nn layers pack once,
+// when their weights load (packConvWeight / packConvTransposeWeight), and
+// pass a PackedConvWeight; a plain tensor is packed on every call (one pass
+// over the weights: a third of the 1536-channel 3×3 conv's time on 8×8).
 import { DeviceLimitError, ShapeError } from '../errors.ts';
 import type { BufferRange, Gpu, KernelCall } from '../gpu/gpu.ts';
-import { Tensor, shapeString } from '../tensor/tensor.ts';
+import { Tensor, type TensorOptions, shapeString } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/scope.ts';
 import { flatGrid } from './grid.ts';
 import { concat, slice } from './layout.ts';
@@ -91,9 +92,10 @@ export function convGeometry(inShape: readonly number[], wShape: readonly number
   return { batch, inChannels, inH, inW, outChannels, kh, kw, stride, pad, outH, outW };
 }
 
-export function checkConvOperands(op: string, x: Tensor, weight: Tensor, bias: Tensor | undefined, outChannels: number): void {
+export function checkConvOperands(op: string, x: Tensor, weight: ConvWeight, bias: Tensor | undefined, outChannels: number): void {
   if (x.dtype !== 'f32') throw new ShapeError(op, `x must be f32, got ${x.dtype}`);
-  if (weight.dtype !== 'f32' && weight.dtype !== 'f16') throw new ShapeError(op, `weight must be f32 or f16, got ${weight.dtype}`);
+  const wd = weightDType(weight);
+  if (wd !== 'f32' && wd !== 'f16') throw new ShapeError(op, `weight must be f32 or f16, got ${wd}`);
   if (bias && (bias.dtype !== 'f32' || bias.rank !== 1 || bias.size !== outChannels)) {
     throw new ShapeError(op, `bias must be f32 [${outChannels}], got ${bias.dtype} ${shapeString(bias.shape)}`);
   }
@@ -131,9 +133,9 @@ const padChannels = (o: number): number => Math.ceil(o / 8) * 8;
  * Repacks weight elements (o, c, tap), found at o·so + c·sc + tap·st, to a
  * [taps, C, O_pad] tensor of the weight's dtype, zero past O.
  */
-export function packWeights(weight: Tensor, outChannels: number, inChannels: number, taps: number, strides: readonly [so: number, sc: number, st: number]): Tensor {
+function packWeights(weight: Tensor, outChannels: number, inChannels: number, taps: number, strides: readonly [so: number, sc: number, st: number], options: TensorOptions): Tensor {
   const oPad = padChannels(outChannels);
-  const packed = Tensor.empty(weight.gpu, [taps, inChannels, oPad], weight.dtype);
+  const packed = Tensor.empty(weight.gpu, [taps, inChannels, oPad], weight.dtype, options);
   const f16 = weight.dtype === 'f16';
   // One invocation per 16 bytes of a packed row: taps along x, input channels along y.
   const WG = 64;
@@ -150,6 +152,51 @@ export function packWeights(weight: Tensor, outChannels: number, inChannels: num
     grid,
   );
   return packed;
+}
+
+/** A conv kernel repacked for the GEMM ([taps, C, O_pad]) and the PyTorch shape it came from. */
+export interface PackedConvWeight {
+  packed: Tensor;
+  shape: readonly number[];
+}
+
+/** A PyTorch-layout kernel (packed on each call) or one packed once. */
+export type ConvWeight = Tensor | PackedConvWeight;
+
+function isPacked(w: ConvWeight): w is PackedConvWeight {
+  return !(w instanceof Tensor);
+}
+
+/** Packs a conv2d [O,C,kh,kw] or conv3d [O,C,kt,kh,kw] kernel once (the layers' stored form). */
+export function packConvWeight(weight: Tensor, options: TensorOptions = {}): Tensor {
+  if (weight.rank !== 4 && weight.rank !== 5) throw new ShapeError('packConvWeight', `needs [O,C,kh,kw] or [O,C,kt,kh,kw], got ${shapeString(weight.shape)}`);
+  const [o, c] = weight.shape;
+  const taps = weight.size / (o * c);
+  return packWeights(weight, o, c, taps, [c * taps, taps, 1], options);
+}
+
+/** Packs a ConvTranspose2d [C,O,2,2] kernel once (the layers' stored form). */
+export function packConvTransposeWeight(weight: Tensor, options: TensorOptions = {}): Tensor {
+  if (weight.rank !== 4 || weight.shape[2] !== 2 || weight.shape[3] !== 2) throw new ShapeError('packConvTransposeWeight', `needs [C,O,2,2], got ${shapeString(weight.shape)}`);
+  const [c, o] = weight.shape;
+  return packWeights(weight, o, c, 4, [4, 4 * o, 1], options);
+}
+
+/**
+ * The packed kernel of w, made in the caller's scope when w is a plain tensor;
+ * a packed one is checked against the [taps, C, O_pad] its shape implies.
+ */
+export function packedFor(op: string, w: ConvWeight, outChannels: number, inChannels: number, taps: number, pack: (t: Tensor) => Tensor): Tensor {
+  if (!isPacked(w)) return pack(w);
+  const want = [taps, inChannels, padChannels(outChannels)];
+  if (w.packed.rank !== 3 || w.packed.shape.some((d, i) => d !== want[i])) {
+    throw new ShapeError(op, `packed weight ${shapeString(w.packed.shape)} does not match kernel ${shapeString(w.shape)} (expected ${shapeString(want)})`);
+  }
+  return w.packed;
+}
+
+function weightDType(w: ConvWeight): Tensor['dtype'] {
+  return isPacked(w) ? w.packed.dtype : w.dtype;
 }
 
 const MAX_NQ = 8;
@@ -230,13 +277,16 @@ function partOf(parts: Part[], row: number): Part {
 }
 
 /**
- * Records the implicit-GEMM conv of x into out (created by the caller). Rows
- * are processed in ranges whose output lies in one part of out and whose
+ * Records the implicit-GEMM convs of x into out (created by the caller): one
+ * GEMM, or several that read the same input with other weights and output
+ * places (the transposed conv's taps), which then share each input copy.
+ * Rows are processed in ranges whose output lies in one part of out and whose
  * input rows (with a temporal kernel, the neighbouring frames) lie in one
  * part of x; when they straddle two parts, those rows are copied together.
  */
-export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undefined, out: Tensor, g: ConvGemm, forced: Partial<ConvVariant> = {}): void {
+export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undefined, out: Tensor, gemms: readonly ConvGemm[], forced: Partial<ConvVariant> = {}): void {
   const gpu = x.gpu;
+  const g = gemms[0];
   const f16 = packed.dtype === 'f16';
   const v = convVariant(gpu, g, f16, forced);
   const [kt, kh, kw] = g.kernel;
@@ -244,7 +294,7 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
   // One quad of pixels is 4 aligned, contiguous input values.
   const XV4 = kh === 1 && kw === 1 && g.stride === 1 && g.padTop === 0 && g.padLeft === 0 && hw % 4 === 0 && g.outH === g.inH && g.outW === g.inW;
   const npix = g.outH * g.outW;
-  gpu.profile?.flops('conv2d', 2 * g.outChannels * g.inChannels * kt * kh * kw * npix * g.batch);
+  gpu.profile?.flops('conv2d', 2 * g.outChannels * g.inChannels * kt * kh * kw * npix * g.batch * gemms.length);
   const sg = v.SUBGROUP ? fixedSubgroupSize(matmulAdapterInfo(gpu))! : 0;
   const grid = v.SUBGROUP
     ? [Math.ceil(npix / (v.RG * sg)), Math.ceil(g.outChannels / (4 * v.CG * v.WG))]
@@ -292,43 +342,45 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
         // x4 is unread unless XV4; packed weights are at least 16 bytes.
         xBindings = { x: xb, x4: XV4 ? xb : { ...packed.binding(), size: 16 } };
       }
-      gpu.dispatch(
-        call,
-        {
-          params: {
-            n_first: a,
-            x_row0: xRow0,
-            out_row0: o.first,
-            in_c: g.inChannels,
-            in_h: g.inH,
-            in_w: g.inW,
-            out_c: g.outChannels,
-            out_h: g.outH,
-            out_w: g.outW,
-            k_t: kt,
-            k_h: kh,
-            k_w: kw,
-            stride: g.stride,
-            pad_top: g.padTop,
-            pad_left: g.padLeft,
-            pad_t: g.padT,
-            frames,
-            w_row_quads: packed.shape[2] / 4,
-            w_base: g.wBase,
-            out_rows: g.place.rows,
-            out_cols: g.place.cols,
-            out_step: g.place.step,
-            out_dy: g.place.dy,
-            out_dx: g.place.dx,
-            has_bias: bias ? 1 : 0,
+      for (const gemm of gemms) {
+        gpu.dispatch(
+          call,
+          {
+            params: {
+              n_first: a,
+              x_row0: xRow0,
+              out_row0: o.first,
+              in_c: g.inChannels,
+              in_h: g.inH,
+              in_w: g.inW,
+              out_c: g.outChannels,
+              out_h: g.outH,
+              out_w: g.outW,
+              k_t: kt,
+              k_h: kh,
+              k_w: kw,
+              stride: g.stride,
+              pad_top: g.padTop,
+              pad_left: g.padLeft,
+              pad_t: g.padT,
+              frames,
+              w_row_quads: packed.shape[2] / 4,
+              w_base: gemm.wBase,
+              out_rows: gemm.place.rows,
+              out_cols: gemm.place.cols,
+              out_step: gemm.place.step,
+              out_dy: gemm.place.dy,
+              out_dx: gemm.place.dx,
+              has_bias: bias ? 1 : 0,
+            },
+            ...xBindings,
+            w: packed.binding(),
+            bias: (bias ?? packed).binding(),
+            out: o.t.binding(),
           },
-          ...xBindings,
-          w: packed.binding(),
-          bias: (bias ?? packed).binding(),
-          out: o.t.binding(),
-        },
-        [grid[0], grid[1], b - a],
-      );
+          [grid[0], grid[1], b - a],
+        );
+      }
       a = b;
     }
   });
@@ -356,38 +408,42 @@ export function describeVariant(v: ConvVariant): string {
   return v.STAGE ? `implicit GEMM, weights staged ${v.CC} ch at a time, ${tile}` : `implicit GEMM, register ${tile}`;
 }
 
-/** Conv2d of x [N,C,H,W] with weight [O,C,kh,kw] and optional bias [O]; padding [top, bottom, left, right] or one number. */
-export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
+/**
+ * Conv2d of x [N,C,H,W] with weight [O,C,kh,kw] (or that kernel packed once)
+ * and optional bias [O]; padding [top, bottom, left, right] or one number.
+ */
+export function conv2d(x: Tensor, weight: ConvWeight, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
   const g = convGeometry(x.shape, weight.shape, options);
   checkConvOperands('conv2d', x, weight, bias, g.outChannels);
   const out = Tensor.empty(x.gpu, [g.batch, g.outChannels, g.outH, g.outW]);
-  const taps = g.kh * g.kw;
   tidy(() => {
-    const packed = packWeights(weight, g.outChannels, g.inChannels, taps, [g.inChannels * taps, taps, 1]);
-    dispatchConvGemm(x, packed, bias, out, conv2dGemm(g), options.variant);
+    const packed = packedFor('conv2d', weight, g.outChannels, g.inChannels, g.kh * g.kw, packConvWeight);
+    dispatchConvGemm(x, packed, bias, out, [conv2dGemm(g)], options.variant);
   });
   return out;
 }
 
 /**
  * ConvTranspose2d with kernel 2, stride 2: x [N,C,H,W], weight [C,O,2,2]
- * (PyTorch layout), out [N,O,2H,2W]. Each tap (a, b) is a 1×1 conv whose
- * output lands on pixels (2y + a, 2x + b).
+ * (PyTorch layout, or packed once), out [N,O,2H,2W]. Each tap (a, b) is a
+ * 1×1 conv whose output lands on pixels (2y + a, 2x + b); the four share one
+ * input copy.
  */
-export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor, options: { variant?: Partial<ConvVariant> } = {}): Tensor {
+export function convTranspose2d(x: Tensor, weight: ConvWeight, bias?: Tensor, options: { variant?: Partial<ConvVariant> } = {}): Tensor {
   const op = 'convTranspose2d';
   checkOptionKeys(op, options, new Set(['variant']));
-  if (x.rank !== 4 || weight.rank !== 4 || weight.shape[0] !== x.shape[1] || weight.shape[2] !== 2 || weight.shape[3] !== 2) {
-    throw new ShapeError(op, `needs x [N,C,H,W] and weight [C,O,2,2], got ${shapeString(x.shape)} and ${shapeString(weight.shape)}`);
+  const ws = weight.shape;
+  if (x.rank !== 4 || ws.length !== 4 || ws[0] !== x.shape[1] || ws[2] !== 2 || ws[3] !== 2) {
+    throw new ShapeError(op, `needs x [N,C,H,W] and weight [C,O,2,2], got ${shapeString(x.shape)} and ${shapeString(ws)}`);
   }
   const [n, c, h, w] = x.shape;
-  const o = weight.shape[1];
+  const o = ws[1];
   checkConvOperands(op, x, weight, bias, o);
   const out = Tensor.empty(x.gpu, [n, o, 2 * h, 2 * w]);
   tidy(() => {
-    const packed = packWeights(weight, o, c, 4, [4, 4 * o, 1]);
-    for (let tap = 0; tap < 4; tap++) {
-      const gemm: ConvGemm = {
+    const packed = packedFor(op, weight, o, c, 4, packConvTransposeWeight);
+    const taps = [0, 1, 2, 3].map(
+      (tap): ConvGemm => ({
         op,
         batch: n,
         inChannels: c,
@@ -404,9 +460,9 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor, option
         frames: 1,
         wBase: (tap * c * packed.shape[2]) / 4,
         place: { rows: 2 * h, cols: 2 * w, step: 2, dy: tap >> 1, dx: tap & 1 },
-      };
-      dispatchConvGemm(x, packed, bias, out, gemm, options.variant);
-    }
+      }),
+    );
+    dispatchConvGemm(x, packed, bias, out, taps, options.variant);
   });
   return out;
 }

@@ -5,7 +5,7 @@
 import { ShapeError } from '../errors.ts';
 import { Tensor, shapeString } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/scope.ts';
-import { type ConvGemm, type ConvVariant, checkConvOperands, checkOptionKeys, dispatchConvGemm, naiveConv, packWeights } from './conv2d.ts';
+import { type ConvGemm, type ConvVariant, type ConvWeight, checkConvOperands, checkOptionKeys, dispatchConvGemm, naiveConv, packConvWeight, packedFor } from './conv2d.ts';
 
 export interface Conv3dOptions {
   /** T: frames per video; dim 0 of x holds whole videos. */
@@ -57,15 +57,15 @@ export function conv3dGeometry(inShape: readonly number[], wShape: readonly numb
   };
 }
 
-/** Conv3d of videos x [B·T,C,H,W] with weight [O,C,kt,kh,kw] (f32 or f16) and optional bias [O]. */
-export function conv3d(x: Tensor, weight: Tensor, bias: Tensor | undefined, options: Conv3dOptions): Tensor {
+/** Conv3d of videos x [B·T,C,H,W] with weight [O,C,kt,kh,kw] (f32 or f16, or that kernel packed once) and optional bias [O]. */
+export function conv3d(x: Tensor, weight: ConvWeight, bias: Tensor | undefined, options: Conv3dOptions): Tensor {
   const g = conv3dGeometry(x.shape, weight.shape, options);
   checkConvOperands(g.op, x, weight, bias, g.outChannels);
   const out = Tensor.empty(x.gpu, [g.batch, g.outChannels, g.outH, g.outW]);
   const taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
   tidy(() => {
-    const packed = packWeights(weight, g.outChannels, g.inChannels, taps, [g.inChannels * taps, taps, 1]);
-    dispatchConvGemm(x, packed, bias, out, g, options.variant);
+    const packed = packedFor(g.op, weight, g.outChannels, g.inChannels, taps, packConvWeight);
+    dispatchConvGemm(x, packed, bias, out, [g], options.variant);
   });
   return out;
 }

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import { conv2d, conv2dNaive, convGeometry, convTranspose2d } from '../../src/ops/conv2d.ts';
+import { conv2d, conv2dNaive, convGeometry, convTranspose2d, packConvTransposeWeight, packConvWeight } from '../../src/ops/conv2d.ts';
+import { Conv2d } from '../../src/nn/layers.ts';
+import { WeightBuilder } from '../../src/nn/weights.ts';
+import { sizeClass } from '../../src/gpu/pool.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { convVariants, trimmedConvVariants } from './conv-variants.ts';
 import { type OpCase, loadOpCases } from '../fixtures.ts';
@@ -49,6 +52,32 @@ describe('conv2d', () => {
       await expectClose(conv2d(x, weight, bias, { stride: p.stride, padding: p.padding, variant }), c, what);
     }
     await expectClose(conv2dNaive(x, weight, bias, { stride: p.stride, padding: p.padding }), c, 'naive kernel');
+    const packed = { packed: packConvWeight(weight), shape: weight.shape };
+    await expectClose(conv2d(x, packed, bias, { stride: p.stride, padding: p.padding }), c, 'weight packed once');
+  });
+
+  it('a Conv2d layer keeps its kernel packed from loading on: the loaded tensor is freed, forwards do not repack', async () => {
+    const gpu = await testGpu();
+    const c = cases.find((k) => k.name === 'k3p1')!;
+    const p = c.params as unknown as Params;
+    const [o, ci, k] = c.tensors.weight.shape;
+    const layer = new Conv2d(new WeightBuilder(), { inChannels: ci, outChannels: o, kernel: k, padding: p.padding });
+    const { x, weight, bias } = upload(gpu, c);
+    const live = gpu.pool.stats().liveBytes;
+    layer.weight.set(weight);
+    layer.bias!.set(bias!);
+    expect(weight.isDisposed).toBe(true);
+    expect(layer.weight.t.shape).toEqual([k * k, ci, Math.ceil(o / 8) * 8]);
+    // The packed kernel is an exact-size buffer; the loaded one (a pooled size class) is given back.
+    expect(gpu.pool.stats().liveBytes - live).toBe(layer.weight.t.byteLength - sizeClass(weight.byteLength));
+    await expectClose(layer.forward(x), c, 'layer');
+    const before = gpu.dispatchCount;
+    layer.forward(x).dispose();
+    const direct = gpu.dispatchCount - before;
+    const w2 = Tensor.from(gpu, c.tensors.weight.data, c.tensors.weight.shape);
+    const start = gpu.dispatchCount;
+    conv2d(x, w2, undefined, { padding: p.padding }).dispose();
+    expect(gpu.dispatchCount - start, 'a plain tensor is packed per call: one dispatch more').toBe(direct + 1);
   });
 
   it('splits inputs and outputs larger than a storage binding', async () => {
@@ -94,6 +123,9 @@ describe('conv2d', () => {
     expect(() => conv2d(x, Tensor.from(gpu, new Float32Array(3 * 2 * 9), [3, 2, 3, 3], 'f16'), undefined, { variant: { NQ: 3 } })).toThrow(ShapeError);
     expect(() => conv2d(x, w, undefined, { variant: { RG: 5 } })).toThrow(ShapeError);
     expect(() => conv2d(x, Tensor.from(gpu, new Float32Array(3 * 2 * 9), [3, 2, 3, 3], 'f16'), undefined, { variant: { CG: 1 } })).toThrow(ShapeError);
+    // A packed kernel that is not the one its shape names (here a 1×1 kernel's packing under a 3×3 shape).
+    const w1 = packConvWeight(Tensor.from(gpu, new Float32Array(3 * 2), [3, 2, 1, 1]));
+    expect(() => conv2d(x, { packed: w1, shape: [3, 2, 3, 3] })).toThrow(/packed weight \[1, 2, 8\] does not match kernel \[3, 2, 3, 3\]/);
   });
 });
 
@@ -104,6 +136,7 @@ describe('convTranspose2d', () => {
     const c = tCases.find((k) => k.name === name)!;
     const { x, weight, bias } = upload(gpu, c);
     for (const [what, variant] of convVariants(gpu)) await expectClose(convTranspose2d(x, weight, bias, { variant }), c, what);
+    await expectClose(convTranspose2d(x, { packed: packConvTransposeWeight(weight), shape: weight.shape }, bias), c, 'weight packed once');
   });
 
   it('rejects other kernels', async () => {

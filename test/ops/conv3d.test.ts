@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { packConvWeight } from '../../src/ops/conv2d.ts';
 import { conv3d, conv3dNaive } from '../../src/ops/conv3d.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { convVariants, trimmedConvVariants } from './conv-variants.ts';
@@ -45,6 +46,7 @@ describe('conv3d on (b·t, C, H, W)', () => {
     const list = [...convVariants(gpu), ...(TRIMMED_CASES.includes(name) ? trimmedConvVariants(gpu, p.f16) : [])];
     for (const [what, variant] of list) await expectClose(conv3d(x, weight, bias, { frames: p.frames, padding: p.padding, variant }), c, what);
     await expectClose(conv3dNaive(x, weight, bias, { frames: p.frames, padding: p.padding }), c, 'naive kernel');
+    await expectClose(conv3d(x, { packed: packConvWeight(weight), shape: weight.shape }, bias, { frames: p.frames, padding: p.padding }), c, 'weight packed once');
   });
 
   it('reads neighbouring frames across storage buffers', async () => {

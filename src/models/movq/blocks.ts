@@ -9,9 +9,9 @@ import { ShapeError } from '../../errors.ts';
 import { attention, temporalAttention } from '../../ops/attention.ts';
 import { add, affine, lerp } from '../../ops/elementwise.ts';
 import { concat, mean, permute, resizeNearest, slice, softmax, upsampleNearest2x } from '../../ops/layout.ts';
-import { linear, matmul } from '../../ops/matmul.ts';
+import { matmul } from '../../ops/matmul.ts';
 import { groupNorm, spatialNorm } from '../../ops/norm.ts';
-import { Conv2d, Conv3d, GroupNorm } from '../../nn/layers.ts';
+import { Conv2d, Conv3d, GroupNorm, PointwiseConv } from '../../nn/layers.ts';
 import type { Param, WeightBuilder } from '../../nn/weights.ts';
 import { tidy } from '../../tensor/scope.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
@@ -212,21 +212,16 @@ export function singleHeadTemporalAttention(q: Tensor, k: Tensor, v: Tensor, fra
 
 /** q, k, v, proj_out: 1×1 convs C→C, applied as linears on token-major activations. */
 class QkvProj {
-  readonly q: Conv2d;
-  readonly k: Conv2d;
-  readonly v: Conv2d;
-  readonly proj_out: Conv2d;
+  readonly q: PointwiseConv;
+  readonly k: PointwiseConv;
+  readonly v: PointwiseConv;
+  readonly proj_out: PointwiseConv;
   constructor(w: WeightBuilder, readonly channels: number) {
-    const o = { inChannels: channels, outChannels: channels, kernel: 1 };
-    this.q = new Conv2d(w.pp('q'), o);
-    this.k = new Conv2d(w.pp('k'), o);
-    this.v = new Conv2d(w.pp('v'), o);
-    this.proj_out = new Conv2d(w.pp('proj_out'), o);
-  }
-
-  /** A 1×1 conv on [N, HW, C] tokens: a linear with the [C, C, 1, 1] kernel viewed as [C, C]. */
-  apply(conv: Conv2d, tokens: Tensor): Tensor {
-    return tidy(() => linear(tokens, conv.weight.t.reshape([this.channels, this.channels]), conv.bias!.t));
+    const o = { inChannels: channels, outChannels: channels };
+    this.q = new PointwiseConv(w.pp('q'), o);
+    this.k = new PointwiseConv(w.pp('k'), o);
+    this.v = new PointwiseConv(w.pp('v'), o);
+    this.proj_out = new PointwiseConv(w.pp('proj_out'), o);
   }
 
   /**
@@ -237,8 +232,8 @@ class QkvProj {
     return tidy(() => {
       const [n, c, height, width] = h.shape;
       const tokens = permute(h.reshape([n, c, height * width]), [0, 2, 1]);
-      const a = attend(this.apply(this.q, tokens), this.apply(this.k, tokens), this.apply(this.v, tokens));
-      const o = next(a, (a) => this.apply(this.proj_out, a));
+      const a = attend(this.q.applyTokens(tokens), this.k.applyTokens(tokens), this.v.applyTokens(tokens));
+      const o = next(a, (a) => this.proj_out.applyTokens(a));
       return next(o, (o) => permute(o, [0, 2, 1])).reshape([n, c, height, width]);
     });
   }

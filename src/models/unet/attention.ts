@@ -5,7 +5,7 @@
 // transposed inside the GEMM, so the only layout copy per attention is the
 // output's way back to (N, C, H, W) before its residual.
 import { ShapeError } from '../../errors.ts';
-import { Linear } from '../../nn/layers.ts';
+import { Linear, PointwiseConv, channelMajor } from '../../nn/layers.ts';
 import type { WeightBuilder } from '../../nn/weights.ts';
 import { attention, temporalAttention, temporalAttention3d } from '../../ops/attention.ts';
 import { add, silu } from '../../ops/elementwise.ts';
@@ -13,7 +13,7 @@ import { meanTokens } from '../../ops/layout.ts';
 import { matmul } from '../../ops/matmul.ts';
 import { tidy } from '../../tensor/scope.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
-import { ConditionalGroupNorm, PointwiseConv, channelMajor, replace } from './blocks.ts';
+import { ConditionalGroupNorm, replace } from './blocks.ts';
 import type { Conditioning } from './embeddings.ts';
 
 /**

@@ -1,11 +1,10 @@
 // The U-Net's convolutional blocks (spec §4): ConditionalGroupNorm, Block and
 // ResNetBlock, keyed as upstream's `model/nn.py` / `model/unet.py`.
 import { ShapeError } from '../../errors.ts';
-import { Conv2d, Conv3d, ConvTranspose2d, Linear } from '../../nn/layers.ts';
+import { Conv2d, Conv3d, ConvTranspose2d, Linear, PointwiseConv } from '../../nn/layers.ts';
 import type { Param, WeightBuilder } from '../../nn/weights.ts';
 import { add, lerp } from '../../ops/elementwise.ts';
-import { permute, repeatRows } from '../../ops/layout.ts';
-import { linear, matmul } from '../../ops/matmul.ts';
+import { repeatRows } from '../../ops/layout.ts';
 import { groupNorm } from '../../ops/norm.ts';
 import { tidy } from '../../tensor/scope.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
@@ -29,60 +28,6 @@ export function expandRows(op: string, t: Tensor, rows: number): Tensor {
   if (r === rows) return t;
   if (r === 0 || rows % r !== 0) throw new ShapeError(op, `${r} condition rows do not divide ${rows} rows of x`);
   return repeatRows(t, rows / r);
-}
-
-/**
- * A 1×1 Conv2d (weight [O, C, 1, 1]) or 1×1×1 Conv3d ([O, C, 1, 1, 1]), keyed
- * as the conv it replaces, run as a GEMM: x (N, C, H, W) is read transposed
- * by the matmul kernel (no copy), giving token-major (N, H·W, O). Pointwise
- * convs are ~42% of the U-Net's FLOPs; on lavapipe the GEMM ran them 1.6-1.8×
- * faster than conv2d's implicit-GEMM kernel (1.5-1.8 vs 0.9-1.0 GFLOP/s at
- * 30×256×16×16 → 1024 and 30×1024×8×8 → 256, measured on a shared machine),
- * needs no per-call weight repacking, and applies weights split over several
- * buffers (the f32 feed-forward at 3072 channels is 151 MB), which conv2d
- * does not. Back to (N, O, H, W) costs one permuted copy, memory-bound next
- * to the product's C/2 FLOPs per byte.
- */
-export class PointwiseConv {
-  readonly weight: Param;
-  readonly bias: Param | null;
-
-  constructor(
-    w: WeightBuilder,
-    private readonly o: { inChannels: number; outChannels: number; bias?: boolean; conv3d?: boolean },
-  ) {
-    const kernel = o.conv3d ? [1, 1, 1] : [1, 1];
-    this.weight = w.param('weight', [o.outChannels, o.inChannels, ...kernel]);
-    this.bias = o.bias === false ? null : w.param('bias', [o.outChannels]);
-  }
-
-  /** The weight as the [O, C] matrix it is (a view). */
-  private matrix(): Tensor {
-    return this.weight.t.reshape([this.o.outChannels, this.o.inChannels]);
-  }
-
-  /** x (N, C, H, W) → token-major (N, H·W, O). */
-  tokens(x: Tensor): Tensor {
-    const [n, c, h, w] = x.shape;
-    return tidy(() => matmul(x.reshape([n, c, h * w]), this.matrix(), { transposeA: true, transposeB: true, bias: this.bias?.t }));
-  }
-
-  /** Token-major x (N, n, C) → (N, n, O). */
-  applyTokens(x: Tensor): Tensor {
-    return tidy(() => linear(x, this.matrix(), this.bias?.t));
-  }
-
-  /** x (N, C, H, W) → (N, O, H, W). */
-  forward(x: Tensor): Tensor {
-    const [n, , h, w] = x.shape;
-    return tidy(() => channelMajor(this.tokens(x), h, w));
-  }
-}
-
-/** Token-major (N, H·W, C) → (N, C, H, W): one permuted copy. */
-export function channelMajor(t: Tensor, height: number, width: number): Tensor {
-  const [n, , c] = t.shape;
-  return tidy(() => permute(t, [0, 2, 1]).reshape([n, c, height, width]));
 }
 
 /**

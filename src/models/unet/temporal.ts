@@ -2,12 +2,12 @@
 // (spec §6, PROPOSED): four [ConditionalGroupNorm `.0`, SiLU, Conv3d `.2`]
 // stages convolving each pixel over the frames, then a residual.
 import { ShapeError } from '../../errors.ts';
-import { Conv3d } from '../../nn/layers.ts';
+import { Conv3d, PointwiseConv } from '../../nn/layers.ts';
 import type { WeightBuilder } from '../../nn/weights.ts';
 import { add } from '../../ops/elementwise.ts';
 import { tidy } from '../../tensor/scope.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
-import { ConditionalGroupNorm, PointwiseConv, replace } from './blocks.ts';
+import { ConditionalGroupNorm, replace } from './blocks.ts';
 import type { Conditioning } from './embeddings.ts';
 
 export interface TemporalResNetBlockOptions {
