@@ -6,9 +6,10 @@
 // read as f32 (bitcast) or as packed f16 (W_F16, two halves per word, low
 // half first). Batches run along workgroup_id.z; a zero batch stride
 // broadcasts B to every batch. Results go to
-//   out[batch * out_batch + row * out_row + out_col + n]
+//   out[batch * out_batch + row * out_row + (out_col + n) * out_n_stride]
 // so the parts of a weight split along N write their column ranges of one
-// output. Reads are clamped into range and masked, writes are guarded, so no
+// output, and a product can be written transposed (out_row 1, out_n_stride
+// M: a pointwise conv's tokens straight back to channel-major). Reads are clamped into range and masked, writes are guarded, so no
 // shape needs to be a multiple of a tile.
 //
 // Entry points (src/ops/matmul.ts selects one, see selectMatmulVariant):
@@ -30,9 +31,10 @@ struct Params {
   a_batch: u32,
   b_batch: u32,
   out_batch: u32,
-  // Row stride of out and the first column this dispatch writes.
+  // Row stride of out, the first column this dispatch writes, column stride.
   out_row: u32,
   out_col: u32,
+  out_n_stride: u32,
   // 1 adds bias[bias_col + n] (a uniform, not an override: the epilogue's
   // branch costs nothing and one pipeline serves layers with and without).
   has_bias: u32,
@@ -119,7 +121,7 @@ fn store(base: u32, m: u32, n: u32, v: f32) {
     if (params.has_bias != 0u) {
       r += bias[params.bias_col + n];
     }
-    out[base + m * params.out_row + params.out_col + n] = r;
+    out[base + m * params.out_row + (params.out_col + n) * params.out_n_stride] = r;
   }
 }
 

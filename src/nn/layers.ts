@@ -4,7 +4,6 @@
 // cannot type-check silently.
 import { type PackedConvWeight, conv2d, convTranspose2d, packConvTransposeWeight, packConvWeight } from '../ops/conv2d.ts';
 import { conv3d } from '../ops/conv3d.ts';
-import { permute } from '../ops/layout.ts';
 import { linear, matmul } from '../ops/matmul.ts';
 import { groupNorm, layerNorm } from '../ops/norm.ts';
 import { tidy } from '../tensor/scope.ts';
@@ -32,15 +31,15 @@ export class Linear {
 /**
  * A 1×1 Conv2d (weight [O, C, 1, 1]) or 1×1×1 Conv3d ([O, C, 1, 1, 1]), keyed
  * as the conv it replaces, run as a GEMM: x (N, C, H, W) is read transposed
- * by the matmul kernel (no copy), giving token-major (N, H·W, O). Pointwise
+ * by the matmul kernel and, for a channel-major result, written transposed,
+ * so no layout copy is made either way. Pointwise
  * convs are ~42% of the U-Net's FLOPs; on lavapipe the GEMM ran them 1.6-1.8×
  * faster than conv2d's implicit-GEMM kernel (1.5-1.8 vs 0.9-1.0 GFLOP/s at
  * 30×256×16×16 → 1024 and 30×1024×8×8 → 256, measured on a shared machine,
  * when conv2d still repacked its weights per call), and applies weights split
  * over several buffers (the f32 feed-forward at 3072 channels is 151 MB),
  * which conv2d does not. The MoVQ's attention applies its q/k/v/proj_out
- * convs to tokens with it. Back to (N, O, H, W) costs one permuted copy, memory-bound next
- * to the product's C/2 FLOPs per byte.
+ * convs to tokens with it.
  */
 export class PointwiseConv {
   readonly weight: Param;
@@ -71,19 +70,19 @@ export class PointwiseConv {
     return tidy(() => linear(x, this.matrix(), this.bias?.t));
   }
 
-  /** x (N, C, H, W) → (N, O, H, W). */
+  /** Token-major x (N, H·W, C) → (N, O, H, W), written transposed by the GEMM. */
+  tokensToChannelMajor(x: Tensor, height: number, width: number): Tensor {
+    return tidy(() => matmul(x, this.matrix(), { transposeB: true, transposeOut: true, bias: this.bias?.t }).reshape([x.shape[0], this.o.outChannels, height, width]));
+  }
+
+  /** x (N, C, H, W) → (N, O, H, W): read and written transposed by the GEMM, no copies. */
   forward(x: Tensor): Tensor {
-    const [, , h, w] = x.shape;
-    return tidy(() => channelMajor(this.tokens(x), h, w));
+    const [n, c, h, w] = x.shape;
+    return tidy(() =>
+      matmul(x.reshape([n, c, h * w]), this.matrix(), { transposeA: true, transposeB: true, transposeOut: true, bias: this.bias?.t }).reshape([n, this.o.outChannels, h, w]),
+    );
   }
 }
-
-/** Token-major (N, H·W, C) → (N, C, H, W): one permuted copy. */
-export function channelMajor(t: Tensor, height: number, width: number): Tensor {
-  const [n, , c] = t.shape;
-  return tidy(() => permute(t, [0, 2, 1]).reshape([n, c, height, width]));
-}
-
 
 export type Padding2d = number | readonly [top: number, bottom: number, left: number, right: number];
 

@@ -83,7 +83,7 @@ export function matmulAdapterInfo(gpu: Gpu): MatmulAdapterInfo {
   return info;
 }
 
-/** One dispatch: out[batch][row * outRow + outCol + n] = op(a)·op(b) (+ bias[biasCol + n]). */
+/** One dispatch: out[batch · outBatch + row · outRow + (outCol + n) · outColStride] = op(a)·op(b) (+ bias[biasCol + n]). */
 interface Gemm {
   a: Tensor;
   b: Tensor;
@@ -98,8 +98,10 @@ interface Gemm {
   /** Element strides between batches (0 broadcasts b). */
   aBatch: number;
   bBatch: number;
+  outBatch: number;
   outRow: number;
   outCol: number;
+  outColStride: number;
   biasCol: number;
   variant?: MatmulVariant;
 }
@@ -144,9 +146,10 @@ function dispatchGemm(g: Gemm): void {
         k: g.k,
         a_batch: g.aBatch,
         b_batch: g.bBatch,
-        out_batch: g.m * g.outRow,
+        out_batch: g.outBatch,
         out_row: g.outRow,
         out_col: g.outCol,
+        out_n_stride: g.outColStride,
         has_bias: g.bias ? 1 : 0,
         bias_col: g.biasCol,
       },
@@ -187,17 +190,20 @@ export interface MatmulOptions {
   transposeB?: boolean;
   /** [N], added to every output row. */
   bias?: Tensor;
+  /** Writes [..., N, M] (the product transposed) instead of [..., M, N]: token-major products straight to channel-major. */
+  transposeOut?: boolean;
   /** Forces a kernel (benchmarks, tests); default selectMatmulVariant. */
   variant?: MatmulVariant;
 }
 
 /**
- * a [...batch, M, K] · b [...batch, K, N] → [...batch, M, N]. b may have no
- * batch dims (or one batch) and is then used for every batch; b may be f16.
+ * a [...batch, M, K] · b [...batch, K, N] → [...batch, M, N] (or [...batch,
+ * N, M] with transposeOut). b may have no batch dims (or one batch) and is
+ * then used for every batch; b may be f16.
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   const op = 'matmul';
-  const { transposeA = false, transposeB = false, bias } = options;
+  const { transposeA = false, transposeB = false, transposeOut = false, bias } = options;
   checkDtypes(op, a, b, bias);
   if (a.rank < 2 || b.rank < 2) throw new ShapeError(op, `operands need 2 or more dims, got ${shapeString(a.shape)} and ${shapeString(b.shape)}`);
   const [a0, a1] = a.shape.slice(-2);
@@ -214,8 +220,9 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     throw new ShapeError(op, `batch dims must match or b must have one batch: ${what}`);
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== n)) throw new ShapeError(op, `bias must be [${n}], got ${shapeString(bias.shape)}`);
-  const out = Tensor.empty(a.gpu, [...batchDims, m, n]);
-  const gemm = { a, bias, out, m, k, batch, transA: transposeA, transB: transposeB, aBatch: m * k, outRow: n, variant: options.variant };
+  const out = Tensor.empty(a.gpu, [...batchDims, ...(transposeOut ? [n, m] : [m, n])]);
+  const strides = transposeOut ? { outRow: 1, outColStride: m } : { outRow: n, outColStride: 1 };
+  const gemm = { a, bias, out, m, k, batch, transA: transposeA, transB: transposeB, aBatch: m * k, outBatch: m * n, ...strides, variant: options.variant };
   if (b.partCount === 1) {
     dispatchGemm({ ...gemm, b, n, bBatch: bBatches === 1 ? 0 : k * n, outCol: 0, biasCol: 0 });
     return out;
@@ -280,5 +287,5 @@ export function linearInto(x: Tensor, part: Tensor, bias: Tensor | undefined, ou
   if (out.dtype !== 'f32' || out.rank !== 2 || out.shape[0] !== m) throw new ShapeError(op, `out must be f32 [${m}, N], got ${out.dtype} ${shapeString(out.shape)}`);
   if (!Number.isInteger(col) || col < 0 || col + n > width) throw new ShapeError(op, `columns ${col}..${col + n} do not fit out ${shapeString(out.shape)}`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== width)) throw new ShapeError(op, `bias must be [${width}], got ${shapeString(bias.shape)}`);
-  dispatchGemm({ a: x, b: part, bias, out, m, n, k, batch: 1, transA: false, transB: true, aBatch: 0, bBatch: 0, outRow: width, outCol: col, biasCol: col });
+  dispatchGemm({ a: x, b: part, bias, out, m, n, k, batch: 1, transA: false, transB: true, aBatch: 0, bBatch: 0, outBatch: 0, outRow: width, outCol: col, outColStride: 1, biasCol: col });
 }

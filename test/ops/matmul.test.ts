@@ -13,7 +13,7 @@ import {
 } from '../../src/ops/matmul.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { type FixtureTensor, type OpCase, loadOpCases } from '../fixtures.ts';
-import { maxAbsDiff, randomArray, testGpu } from '../helpers.ts';
+import { maxAbsDiff, randomArray, testGpu, withBindingLimit } from '../helpers.ts';
 
 // Tolerance: inputs lie in [-1, 1) and the reference is exact (f64), so each
 // output carries f32 rounding of at most ~K additions of products <= 1:
@@ -115,6 +115,42 @@ describe('matmul', () => {
     expect(maxAbsDiff(ours, c.tensors.out.data)).toBeLessThanOrEqual(tolerance(k));
     // Each column is computed the same way whatever part it is in.
     expect(maxAbsDiff(ours, await linear(x, upload(gpu, c.tensors.weight, 'f16')!, bias).read())).toBe(0);
+  });
+
+  it('writes the product transposed (transposeOut), bit-identical to the plain product, on every kernel and a split weight', async () => {
+    const gpu = await testGpu();
+    const transposeLast = (t: Float32Array, batch: number, m: number, n: number) => {
+      const r = new Float32Array(t.length);
+      for (let z = 0; z < batch; z++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) r[(z * n + j) * m + i] = t[(z * m + i) * n + j];
+      return r;
+    };
+    // trans_ab: batched, both operands transposed; linear_f16: f16 weight, bias (the pointwise conv's shape).
+    for (const name of ['trans_ab', 'linear_f16']) {
+      const c = byName(name);
+      const lin = name === 'linear_f16';
+      const a = upload(gpu, lin ? c.tensors.x : c.tensors.a)!;
+      const b = upload(gpu, lin ? c.tensors.weight : c.tensors.b, lin ? 'f16' : 'f32')!;
+      const p = lin ? { transposeB: true } : (c.params as { transposeA?: boolean; transposeB?: boolean });
+      const bias = upload(gpu, c.tensors.bias);
+      for (const variant of [undefined, ...MATMUL_VARIANTS.filter((v) => v !== 'subgroup')]) {
+        const plain = matmul(a, b, { ...p, bias, variant });
+        const t = matmul(a, b, { ...p, bias, variant, transposeOut: true });
+        const [m, n] = plain.shape.slice(-2);
+        const batch = plain.size / (m * n);
+        expect(t.shape, `${name} ${variant}`).toEqual([...plain.shape.slice(0, -2), n, m]);
+        expect(maxAbsDiff(await t.read(), transposeLast((await plain.read()) as Float32Array, batch, m, n)), `${name} ${variant ?? 'selected'}`).toBe(0);
+      }
+    }
+    // A weight in two buffers: each part writes its rows of the transposed output.
+    const c = byName('linear_f16');
+    const x = upload(gpu, c.tensors.x)!;
+    const w = upload(gpu, c.tensors.weight, 'f16')!;
+    const whole = matmul(x, w, { transposeB: true, transposeOut: true });
+    await withBindingLimit(gpu, Math.ceil(w.byteLength / 2 / 16) * 16, async () => {
+      const split = Tensor.from(gpu, c.tensors.weight.data as Float32Array, w.shape, 'f16');
+      expect(split.partCount).toBeGreaterThan(1);
+      expect(maxAbsDiff(await matmul(x, split, { transposeB: true, transposeOut: true }).read(), await whole.read())).toBe(0);
+    });
   });
 
   it('broadcasts a one-batch b and handles K = 0', async () => {

@@ -5,7 +5,7 @@
 // transposed inside the GEMM, so the only layout copy per attention is the
 // output's way back to (N, C, H, W) before its residual.
 import { ShapeError } from '../../errors.ts';
-import { Linear, PointwiseConv, channelMajor } from '../../nn/layers.ts';
+import { Linear, PointwiseConv } from '../../nn/layers.ts';
 import type { WeightBuilder } from '../../nn/weights.ts';
 import { attention, temporalAttention, temporalAttention3d } from '../../ops/attention.ts';
 import { add, silu } from '../../ops/elementwise.ts';
@@ -44,6 +44,16 @@ function projections(w: WeightBuilder, inChannels: number, outChannels: number, 
   };
 }
 
+/**
+ * The output projection in x's layout: for channel-major x (N, C, H, W) the
+ * GEMM writes (N, out, H, W) transposed, instead of a permuted copy after it.
+ */
+function projectOut(layer: Linear, out: Tensor, x: Tensor): Tensor {
+  if (x.rank !== 4) return layer.forward(out);
+  const [n, , h, w] = x.shape;
+  return matmul(out, layer.weight.t, { transposeB: true, transposeOut: true, bias: layer.bias?.t }).reshape([n, layer.options.outFeatures, h, w]);
+}
+
 function headCount(op: string, channels: number, headDim: number): number {
   if (channels % headDim !== 0) throw new ShapeError(op, `${channels} channels are not a multiple of head_dim ${headDim}`);
   return channels / headDim;
@@ -68,7 +78,7 @@ export class Attention {
    * x token-major [N, n, in] or channel-major (N, in, H, W); context
    * [R, L, ctx] and mask [R, L] i32 (or null) with N % R = 0: keys and values
    * are projected once per context row and the kernel shares each with the
-   * N/R query rows it serves. Returns token-major [N, n, out].
+   * N/R query rows it serves. Returns x's layout: [N, n, out] or (N, out, H, W).
    */
   forward(x: Tensor, context: Tensor, mask: Tensor | null): Tensor {
     return tidy(() => {
@@ -76,7 +86,7 @@ export class Attention {
       const k = this.p.toKey.forward(context);
       const v = this.p.toValue.forward(context);
       const out = attention(q, k, v, { heads: this.heads, scale: this.scale, ...(mask ? { mask } : {}) });
-      return this.p.outputLayer.forward(out);
+      return projectOut(this.p.outputLayer, out, x);
     });
   }
 
@@ -86,7 +96,7 @@ export class Attention {
       const q = project(this.p.toQuery, x);
       const k = project(this.p.toKey, x);
       const v = project(this.p.toValue, x);
-      return this.p.outputLayer.forward(attention(q, k, v, { heads: this.heads, scale: this.scale }));
+      return projectOut(this.p.outputLayer, attention(q, k, v, { heads: this.heads, scale: this.scale }), x);
     });
   }
 }
@@ -109,7 +119,7 @@ export class TemporalAttention {
     this.heads = headCount('TemporalAttention', o.channels, o.headDim);
   }
 
-  /** x channel-major (B·T, C, H, W) → token-major [B·T, H·W, C]. */
+  /** x channel-major (B·T, C, H, W) → (B·T, C, H, W). */
   forward(x: Tensor, frames: number, height: number, width: number): Tensor {
     return tidy(() => {
       const q = project(this.p.toQuery, x);
@@ -118,7 +128,7 @@ export class TemporalAttention {
       const out = this.o.attn3d
         ? temporalAttention3d(q, k, v, { heads: this.heads, frames, height, width })
         : temporalAttention(q, k, v, { heads: this.heads, frames });
-      return this.p.outputLayer.forward(out);
+      return projectOut(this.p.outputLayer, out, x);
     });
   }
 }
@@ -142,8 +152,7 @@ export class FeedForward {
     const [, , height, width] = x.shape;
     return tidy(() => {
       const h = this.up.tokens(x);
-      const y = this.down.applyTokens(replace(h, silu(h)));
-      return channelMajor(y, height, width);
+      return this.down.tokensToChannelMajor(replace(h, silu(h)), height, width);
     });
   }
 }
@@ -204,13 +213,14 @@ export class AttentionBlock {
         attended = this.attention.selfForward(normed);
       }
       normed.dispose();
-      let h = add(x, replace(attended, channelMajor(attended, height, width)));
+      let h = add(x, attended);
+      attended.dispose();
       const [norm, temporal] = [this.temporalNorm, this.temporalAttention];
       if (norm && temporal) {
         const { frames, temporalSilu } = cond;
         if (frames === null || !temporalSilu) throw new ShapeError('AttentionBlock', 'the temporal layer needs frames and the temporal embedding');
         const x1 = h;
-        const t = tidy(() => channelMajor(temporal.forward(norm.forward(x1, temporalSilu), frames, height, width), height, width));
+        const t = tidy(() => temporal.forward(norm.forward(x1, temporalSilu), frames, height, width));
         h = replace(h, add(h, t));
         t.dispose();
       }
@@ -253,7 +263,7 @@ export class TemporalAttentionBlock {
     if (frames === null || !temporalSilu) throw new ShapeError('TemporalAttentionBlock', 'needs frames and the temporal embedding');
     return tidy(() => {
       const [, , height, width] = x.shape;
-      const t = tidy(() => channelMajor(this.temporalAttention.forward(this.inNorm.forward(x, temporalSilu), frames, height, width), height, width));
+      const t = tidy(() => this.temporalAttention.forward(this.inNorm.forward(x, temporalSilu), frames, height, width));
       const h = add(x, t);
       t.dispose();
       const ff = tidy(() => this.feedForward.forward(this.outNorm.forward(h, cond.timeSilu)));
