@@ -42,6 +42,7 @@
 // update (and that doubled the compile time, ~27 s under load).
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { conv2d, conv2dGemm, conv2dNaive, convGeometry, convVariant, describeVariant, packConvWeight } from '../src/ops/conv2d.ts';
+import { winogradPays } from '../src/ops/winograd.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';
 import type { BenchCase, BenchRun } from './harness.ts';
 import { peerOf } from './peers/tfjs.ts';
@@ -54,34 +55,39 @@ function rand(gpu: Gpu, shape: number[], seed: number, dtype: 'f32' | 'f16' = 'f
 }
 
 /**
- * f32 rows also time the naive kernel and the tfjs-webgpu peer; the f16-weight
- * row only ours. The naive kernel computes `naiveOut` output channels (each
- * the same work; its time is scaled to all of them).
+ * f32 rows of the default algorithm also time the naive kernel and the
+ * tfjs-webgpu peer; the others only ours. The naive kernel computes
+ * `naiveOut` output channels (each the same work; its time is scaled to all
+ * of them). Winograd rows count the direct conv's FLOPs (effective GFLOP/s).
  */
-function convCase(c: number, o: number, size: number, k: number, dtype: 'f32' | 'f16', naiveOut = o): BenchCase {
+function convCase(c: number, o: number, size: number, k: number, dtype: 'f32' | 'f16', naiveOut = o, algorithm?: 'direct'): BenchCase {
   const padding = (k - 1) / 2;
   const g = convGeometry([1, c, size, size], [o, c, k, k], { padding });
+  const baselines = dtype === 'f32' && algorithm === undefined;
   let variant = '';
   return {
     op: 'conv2d',
     shape: `${c}x${o}x${size}x${size}xk${k}`,
-    dtype: dtype === 'f16' ? 'f32 (f16 weights)' : 'f32',
+    dtype: (dtype === 'f16' ? 'f32 (f16 weights)' : 'f32') + (algorithm ? ', direct' : ''),
     get variant() {
       return variant;
     },
     flops: 2 * o * c * k * k * g.outH * g.outW,
     async setup(gpu): Promise<BenchRun> {
-      variant = describeVariant(convVariant(gpu, conv2dGemm(g), dtype === 'f16'));
+      variant =
+        algorithm === undefined && winogradPays(gpu, g)
+          ? 'Winograd F(2x2, 3x3): 16 GEMMs by the matmul kernel between input and output transforms, kernel transformed per call; effective GFLOP/s'
+          : describeVariant(convVariant(gpu, conv2dGemm(g), dtype === 'f16'));
       const x = rand(gpu, [1, c, size, size], 1);
       const weight = rand(gpu, [o, c, k, k], 2, dtype);
       const packed = packConvWeight(weight);
       const bias = rand(gpu, [o], 3);
-      const peer = dtype === 'f32' ? await peerOf((p) => p.conv2d(c, o, size, size, k)) : undefined;
+      const peer = baselines ? await peerOf((p) => p.conv2d(c, o, size, size, k)) : undefined;
       const naiveWeight = naiveOut < o ? rand(gpu, [naiveOut, c, k, k], 2) : weight;
       const naiveBias = naiveOut < o ? rand(gpu, [naiveOut], 3) : bias;
       return {
-        run: () => conv2d(x, { packed, shape: weight.shape }, bias, { padding }).dispose(),
-        naive: dtype === 'f32' ? () => conv2dNaive(x, naiveWeight, naiveBias, { padding }).dispose() : undefined,
+        run: () => conv2d(x, { packed, shape: weight.shape }, bias, { padding, algorithm }).dispose(),
+        naive: baselines ? () => conv2dNaive(x, naiveWeight, naiveBias, { padding }).dispose() : undefined,
         naiveFraction: naiveOut / o,
         peers: peer?.peers,
         dispose: () => {
@@ -94,4 +100,10 @@ function convCase(c: number, o: number, size: number, k: number, dtype: 'f32' | 
 }
 
 // The naive 3×3 convs take 4-20 s each on lavapipe: timed on a quarter of the output channels.
-export const benches: BenchCase[] = [convCase(384, 384, 64, 3, 'f32', 96), convCase(384, 384, 64, 3, 'f16'), convCase(1536, 1536, 8, 3, 'f32', 384)];
+// The direct kernel's row shows what Winograd (the default there) gains.
+export const benches: BenchCase[] = [
+  convCase(384, 384, 64, 3, 'f32', 96),
+  convCase(384, 384, 64, 3, 'f32', 96, 'direct'),
+  convCase(384, 384, 64, 3, 'f16'),
+  convCase(1536, 1536, 8, 3, 'f32', 384),
+];

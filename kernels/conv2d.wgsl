@@ -512,3 +512,192 @@ fn pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   dst[(wid.x * pk.in_c + wid.y) * (pk.o_pad / per) + q] = vec4<u32>(words[0], words[1], words[2], words[3]);
 }
+
+// ---- Winograd F(2×2, 3×3): 3×3 convs, stride 1, padding 1 ----------------
+//
+// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A turns each 2×2 output tile into 16 products
+// of a 4×4 input patch d with the transformed kernel, so the 9·4 multiplies
+// per tile and channel pair of the direct conv become 16 (2.25× fewer). The
+// products over input channels are 16 independent GEMMs, run by the matmul
+// kernel ([16, tiles, C] · [16, C, O_pad]); these entries make its operands
+// and finish its result:
+//   winograd_weights  packed weights [9][C][O_pad] → U [16][C4·4][O_pad]
+//   winograd_input    x (N, C, H, W) → V [16][tiles][C4·4], zero padding
+//   winograd_output   M [16][tiles][O_pad] → out (N, O, H, W) + bias
+// The transforms' coefficients are 0, ±1 and ±½, exact in f32. Tiles are
+// numbered over the images of the bound x/out (image-major, then rows of
+// tiles); a dispatch handles tiles tile0 .. tile0 + tiles - 1.
+
+struct WinogradParams {
+  in_c: u32,
+  // Input channel quads: V and U rows of 4 channels, zeros past in_c.
+  c_quads: u32,
+  out_c: u32,
+  o_quads: u32,
+  h: u32,
+  w: u32,
+  tiles_w: u32,
+  tiles_per_image: u32,
+  tile0: u32,
+  tiles: u32,
+  // First image of the bound x and out (tensors larger than one binding come in parts).
+  x_img0: u32,
+  out_img0: u32,
+  img0: u32,
+  has_bias: u32,
+}
+
+@group(0) @binding(0) var<uniform> wp: WinogradParams;
+// U (weights entry) or V (input entry), written a quad of channels at a time.
+@group(0) @binding(6) var<storage, read_write> wino_out: array<vec4<f32>>;
+// M, the GEMMs' result (output entry).
+@group(0) @binding(7) var<storage, read> wino_m: array<vec4<f32>>;
+
+// Workgroup (z, c): invocation i transforms output channels 4q..4q+3 of input
+// channel c, q = z·WG + i.
+@compute @workgroup_size(WG)
+fn winograd_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let q = wid.x * WG + li;
+  let c = wid.y;
+  if (q >= wp.o_quads) {
+    return;
+  }
+  var g: array<vec4<f32>, 9>;
+  if (c < wp.in_c) {
+    for (var tap = 0u; tap < 9u; tap++) {
+      // Row (tap, c) starts at quad r (even: O_pad is a multiple of 8, as f16 rows need).
+      let r = (tap * wp.in_c + c) * wp.o_quads;
+      g[tap] = weight_quad(select(r, r / 2u, W_F16), q);
+    }
+  }
+  // G g Gᵀ: first along rows (taps 3i + j), then along columns.
+  var t: array<vec4<f32>, 12>;  // [4][3]
+  for (var j = 0u; j < 3u; j++) {
+    let a = g[j];
+    let b = g[3u + j];
+    let d = g[6u + j];
+    t[j] = a;
+    t[3u + j] = 0.5 * (a + b + d);
+    t[6u + j] = 0.5 * (a - b + d);
+    t[9u + j] = d;
+  }
+  let rows = wp.c_quads * 4u;
+  for (var i = 0u; i < 4u; i++) {
+    let a = t[3u * i];
+    let b = t[3u * i + 1u];
+    let d = t[3u * i + 2u];
+    let base = ((4u * i) * rows + c) * wp.o_quads + q;
+    let step = rows * wp.o_quads;
+    wino_out[base] = a;
+    wino_out[base + step] = 0.5 * (a + b + d);
+    wino_out[base + 2u * step] = 0.5 * (a - b + d);
+    wino_out[base + 3u * step] = d;
+  }
+}
+
+// Bᵀ z B along one axis: (z0 − z2, z1 + z2, z2 − z1, z1 − z3).
+fn wino_bt(z0: vec4<f32>, z1: vec4<f32>, z2: vec4<f32>, z3: vec4<f32>) -> array<vec4<f32>, 4> {
+  return array<vec4<f32>, 4>(z0 - z2, z1 + z2, z2 - z1, z1 - z3);
+}
+
+// Workgroup (x, cq): invocation i transforms tile tile0 + x·WG + i for input
+// channels 4cq..4cq+3 (one component each).
+@compute @workgroup_size(WG)
+fn winograd_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let k = wid.x * WG + li;
+  if (k >= wp.tiles) {
+    return;
+  }
+  let tile = wp.tile0 + k;
+  let img = wp.img0 + tile / wp.tiles_per_image;
+  let r = tile % wp.tiles_per_image;
+  let y0 = i32(2u * (r / wp.tiles_w)) - 1;
+  let x0 = i32(2u * (r % wp.tiles_w)) - 1;
+  let hw = wp.h * wp.w;
+  // d[4·row + col]: the patch, four channels per element.
+  var d: array<vec4<f32>, 16>;
+  for (var e = 0u; e < 4u; e++) {
+    let c = 4u * wid.y + e;
+    if (c < wp.in_c) {
+      let plane = ((img - wp.x_img0) * wp.in_c + c) * hw;
+      for (var i = 0u; i < 4u; i++) {
+        let y = y0 + i32(i);
+        for (var j = 0u; j < 4u; j++) {
+          let xx = x0 + i32(j);
+          if (u32(y) < wp.h && u32(xx) < wp.w) {
+            d[4u * i + j][e] = x[plane + u32(y) * wp.w + u32(xx)];
+          }
+        }
+      }
+    }
+  }
+  // Bᵀ d B: rows, then columns.
+  for (var j = 0u; j < 4u; j++) {
+    let col = wino_bt(d[j], d[4u + j], d[8u + j], d[12u + j]);
+    d[j] = col[0];
+    d[4u + j] = col[1];
+    d[8u + j] = col[2];
+    d[12u + j] = col[3];
+  }
+  let step = wp.tiles * wp.c_quads;
+  for (var i = 0u; i < 4u; i++) {
+    let row = wino_bt(d[4u * i], d[4u * i + 1u], d[4u * i + 2u], d[4u * i + 3u]);
+    let base = (4u * i) * step + k * wp.c_quads + wid.y;
+    wino_out[base] = row[0];
+    wino_out[base + step] = row[1];
+    wino_out[base + 2u * step] = row[2];
+    wino_out[base + 3u * step] = row[3];
+  }
+}
+
+// Aᵀ z A along one axis: (z0 + z1 + z2, z1 − z2 − z3).
+fn wino_at(z0: vec4<f32>, z1: vec4<f32>, z2: vec4<f32>, z3: vec4<f32>) -> array<vec4<f32>, 2> {
+  return array<vec4<f32>, 2>(z0 + z1 + z2, z1 - z2 - z3);
+}
+
+// Workgroup (x, oq): invocation i finishes tile tile0 + x·WG + i for output
+// channels 4oq..4oq+3.
+@compute @workgroup_size(WG)
+fn winograd_output(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let k = wid.x * WG + li;
+  if (k >= wp.tiles) {
+    return;
+  }
+  let step = wp.tiles * wp.o_quads;
+  var m: array<vec4<f32>, 16>;
+  for (var e = 0u; e < 16u; e++) {
+    m[e] = wino_m[e * step + k * wp.o_quads + wid.y];
+  }
+  // Aᵀ m A: rows (4 → 2), then columns.
+  var s: array<vec4<f32>, 8>;  // [2][4]
+  for (var j = 0u; j < 4u; j++) {
+    let col = wino_at(m[j], m[4u + j], m[8u + j], m[12u + j]);
+    s[j] = col[0];
+    s[4u + j] = col[1];
+  }
+  let tile = wp.tile0 + k;
+  let img = wp.img0 + tile / wp.tiles_per_image;
+  let r = tile % wp.tiles_per_image;
+  let y0 = 2u * (r / wp.tiles_w);
+  let x0 = 2u * (r % wp.tiles_w);
+  let hw = wp.h * wp.w;
+  for (var i = 0u; i < 2u; i++) {
+    let row = wino_at(s[4u * i], s[4u * i + 1u], s[4u * i + 2u], s[4u * i + 3u]);
+    let y = y0 + i;
+    for (var j = 0u; j < 2u; j++) {
+      let xx = x0 + j;
+      if (y < wp.h && xx < wp.w) {
+        for (var e = 0u; e < 4u; e++) {
+          let o = 4u * wid.y + e;
+          if (o < wp.out_c) {
+            var b = 0.0;
+            if (wp.has_bias != 0u) {
+              b = bias[o];
+            }
+            out[((img - wp.out_img0) * wp.out_c + o) * hw + y * wp.w + xx] = row[j][e] + b;
+          }
+        }
+      }
+    }
+  }
+}

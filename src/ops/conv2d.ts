@@ -12,6 +12,7 @@ import { tidy } from '../tensor/scope.ts';
 import { flatGrid } from './grid.ts';
 import { concat, slice } from './layout.ts';
 import { fixedSubgroupSize, matmulAdapterInfo } from './matmul.ts';
+import { conv2dWinograd, winogradApplies, winogradPays } from './winograd.ts';
 
 export type Padding = number | readonly [top: number, bottom: number, left: number, right: number];
 
@@ -40,6 +41,12 @@ export interface Conv2dOptions {
   padding?: Padding;
   /** Forces parts of the kernel variant (tests, benchmarks); chosen per adapter otherwise. */
   variant?: Partial<ConvVariant>;
+  /**
+   * Forces the implicit-GEMM kernel ('direct') or Winograd F(2×2, 3×3)
+   * (./winograd.ts; 3×3, stride 1, padding 1 only); chosen per adapter and
+   * shape otherwise (winogradPays).
+   */
+  algorithm?: 'direct' | 'winograd';
 }
 
 export interface ConvGeometry {
@@ -57,7 +64,7 @@ export interface ConvGeometry {
   outW: number;
 }
 
-const CONV2D_OPTIONS = new Set(['stride', 'padding', 'variant']);
+const CONV2D_OPTIONS = new Set(['stride', 'padding', 'variant', 'algorithm']);
 
 /** Rejects option keys the op does not implement (dilation, groups, ...) instead of ignoring them. */
 export function checkOptionKeys(op: string, options: object, known: ReadonlySet<string>): void {
@@ -415,10 +422,15 @@ export function describeVariant(v: ConvVariant): string {
 export function conv2d(x: Tensor, weight: ConvWeight, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
   const g = convGeometry(x.shape, weight.shape, options);
   checkConvOperands('conv2d', x, weight, bias, g.outChannels);
+  const { algorithm } = options;
+  if (algorithm !== undefined && algorithm !== 'direct' && algorithm !== 'winograd') throw new ShapeError('conv2d', `algorithm must be 'direct' or 'winograd', got ${String(algorithm)}`);
+  if (algorithm === 'winograd' && !winogradApplies(g)) throw new ShapeError('conv2d', `algorithm 'winograd' needs a 3x3 kernel, stride 1 and padding 1, got ${g.kh}x${g.kw}, stride ${g.stride}, padding [${g.pad.join(', ')}]`);
+  const winograd = algorithm === 'winograd' || (algorithm === undefined && options.variant === undefined && winogradPays(x.gpu, g));
   const out = Tensor.empty(x.gpu, [g.batch, g.outChannels, g.outH, g.outW]);
   tidy(() => {
     const packed = packedFor('conv2d', weight, g.outChannels, g.inChannels, g.kh * g.kw, packConvWeight);
-    dispatchConvGemm(x, packed, bias, out, [conv2dGemm(g)], options.variant);
+    if (winograd) conv2dWinograd(x, packed, bias, out, g);
+    else dispatchConvGemm(x, packed, bias, out, [conv2dGemm(g)], options.variant);
   });
   return out;
 }

@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { conv2d, conv2dNaive, convGeometry, convTranspose2d, packConvTransposeWeight, packConvWeight } from '../../src/ops/conv2d.ts';
+import { winogradApplies, winogradPays } from '../../src/ops/winograd.ts';
 import { Conv2d } from '../../src/nn/layers.ts';
 import { WeightBuilder } from '../../src/nn/weights.ts';
 import { sizeClass } from '../../src/gpu/pool.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { convVariants, trimmedConvVariants } from './conv-variants.ts';
 import { type OpCase, loadOpCases } from '../fixtures.ts';
-import { maxAbs, maxAbsDiff, testGpu, withBindingLimit } from '../helpers.ts';
+import { maxAbs, maxAbsDiff, randomArray, testGpu, withBindingLimit } from '../helpers.ts';
 
 // References are exact (f64 from the stored f32/f16 values, rounded to f32).
 // We sum K = C·kh·kw ≤ 100 products in f32, two per accumulator update: the
@@ -54,6 +55,43 @@ describe('conv2d', () => {
     await expectClose(conv2dNaive(x, weight, bias, { stride: p.stride, padding: p.padding }), c, 'naive kernel');
     const packed = { packed: packConvWeight(weight), shape: weight.shape };
     await expectClose(conv2d(x, packed, bias, { stride: p.stride, padding: p.padding }), c, 'weight packed once');
+    if (winogradApplies(convGeometry(x.shape, weight.shape, { stride: p.stride, padding: p.padding }))) {
+      // Winograd's transforms add a few roundings of values near max|out| (coefficients 0, ±1, ±½): within RTOL.
+      await expectClose(conv2d(x, packed, bias, { padding: p.padding, algorithm: 'winograd' }), c, 'Winograd F(2x2, 3x3)');
+    }
+  });
+
+  it('Winograd: tiles in chunks, x and out in parts, odd sizes, f16 kernels: equal to the direct conv', async () => {
+    const gpu = await testGpu();
+    const [n, ci, h, w, o] = [3, 20, 11, 13, 24];
+    const x = Tensor.from(gpu, randomArray(n * ci * h * w, 5), [n, ci, h, w]);
+    const bias = Tensor.from(gpu, randomArray(o, 7), [o]);
+    for (const dtype of ['f32', 'f16'] as const) {
+      const weight = Tensor.from(gpu, randomArray(o * ci * 9, 6), [o, ci, 3, 3], dtype);
+      const direct = await conv2d(x, weight, bias, { padding: 1, algorithm: 'direct' }).read();
+      const tol = 2e-5 * maxAbs(direct);
+      expect(maxAbsDiff(await conv2d(x, weight, bias, { padding: 1, algorithm: 'winograd' }).read(), direct), dtype).toBeLessThanOrEqual(tol);
+      // 32 kB bindings: x and out two images per buffer, 21 of each image's 42 tiles per GEMM chunk.
+      await withBindingLimit(gpu, 32768, async () => {
+        const xs = Tensor.from(gpu, await x.read(), x.shape);
+        expect(xs.partCount).toBe(2);
+        const out = conv2d(xs, weight, bias, { padding: 1, algorithm: 'winograd' });
+        expect(out.partCount).toBe(2);
+        expect(maxAbsDiff(await out.read(), direct), `${dtype} in parts`).toBeLessThanOrEqual(tol);
+      });
+    }
+  });
+
+  it('Winograd: chosen for large 3x3 convs on software adapters, refused where it does not apply', async () => {
+    const gpu = await testGpu();
+    const g = (c: number, s: number, n = 1) => convGeometry([n, c, s, s], [c, c, 3, 3], { padding: 1 });
+    expect(winogradPays(gpu, g(384, 64))).toBe(gpu.info.software);
+    expect(winogradPays(gpu, g(1536, 8))).toBe(false); // few pixels: the kernel transform would dominate
+    expect(winogradPays(gpu, convGeometry([1, 64, 64, 64], [64, 64, 3, 3], { padding: 1, stride: 2 }))).toBe(false);
+    const x = Tensor.from(gpu, new Float32Array(2 * 16), [1, 2, 4, 4]);
+    const w = Tensor.from(gpu, new Float32Array(3 * 2 * 9), [3, 2, 3, 3]);
+    expect(() => conv2d(x, w, undefined, { algorithm: 'winograd' })).toThrow(/'winograd' needs a 3x3 kernel, stride 1 and padding 1/);
+    expect(() => conv2d(x, w, undefined, { padding: 1, algorithm: 'fast' as never })).toThrow(ShapeError);
   });
 
   it('a Conv2d layer keeps its kernel packed from loading on: the loaded tensor is freed, forwards do not repack', async () => {

@@ -1,0 +1,106 @@
+// The Winograd F(2×2, 3×3) path of conv2d (kernels/conv2d.wgsl, entries
+// winograd_*): a 3×3 conv with stride 1 and padding 1 as 16 GEMMs over input
+// channels (the matmul kernel, batched) between an input and an output
+// transform, 2.25× fewer multiplies than the direct conv. The transformed
+// kernel U [16, C, O_pad] is made per call from the packed one: 16/9 of the
+// weights' size, a pass that is small next to the GEMMs on the images it is
+// chosen for (see winogradPays), and no lasting memory.
+import { DeviceLimitError } from '../errors.ts';
+import type { Gpu } from '../gpu/gpu.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { tidy } from '../tensor/scope.ts';
+import type { ConvGeometry } from './conv2d.ts';
+import { ceilDiv } from './grid.ts';
+import { matmul } from './matmul.ts';
+
+const WG = 64;
+/** Bytes of V or M per chunk of tiles at most: bounds the working memory. */
+const CHUNK_BYTES = 64 * 1024 * 1024;
+
+/** A 3×3 conv with stride 1 and padding 1 on every side. */
+export function winogradApplies(g: ConvGeometry): boolean {
+  return g.kh === 3 && g.kw === 3 && g.stride === 1 && g.pad.every((p) => p === 1);
+}
+
+const padTo = (n: number, m: number): number => Math.ceil(n / m) * m;
+
+/** Bytes of the transformed kernel: it must fit one binding. */
+function kernelBytes(g: ConvGeometry): number {
+  return 16 * padTo(g.inChannels, 4) * padTo(g.outChannels, 8) * 4;
+}
+
+/**
+ * Whether Winograd is the default for this conv: measured on lavapipe, where
+ * it runs 3×3 convs on 32×32 and more pixels ~1.6-1.9× faster than the
+ * direct kernel (bench/conv2d.bench.ts). Few pixels (the U-Net's 8×8 level)
+ * would spend most of the time transforming the kernel; GPUs keep the direct
+ * kernel until measured there.
+ */
+export function winogradPays(gpu: Gpu, g: ConvGeometry): boolean {
+  return gpu.info.software && winogradApplies(g) && g.batch * g.outH * g.outW >= 4096 && g.inChannels >= 16 && g.outChannels >= 16 && kernelBytes(g) <= gpu.maxBinding;
+}
+
+/** Image ranges [a, b) that lie in one part of x and one part of out. */
+function imageRanges(x: Tensor, out: Tensor): { a: number; b: number; xImg0: number; outImg0: number; xPart: Tensor; outPart: Tensor }[] {
+  const starts = (t: Tensor) => {
+    let first = 0;
+    return t.parts().map((p) => {
+      const r = { first, p };
+      first += p.shape[0];
+      return r;
+    });
+  };
+  const xs = starts(x);
+  const outs = starts(out);
+  const cuts = [...new Set([...xs.map((r) => r.first), ...outs.map((r) => r.first), x.shape[0]])].sort((a, b) => a - b);
+  const ranges = [];
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const a = cuts[i];
+    const xp = xs.filter((r) => r.first <= a).at(-1)!;
+    const op = outs.filter((r) => r.first <= a).at(-1)!;
+    ranges.push({ a, b: cuts[i + 1], xImg0: xp.first, outImg0: op.first, xPart: xp.p, outPart: op.p });
+  }
+  return ranges;
+}
+
+/**
+ * conv2d(x, kernel) + bias into out (N, O, H, W) for a 3×3, stride 1,
+ * padding 1 geometry; `packed` is the kernel as conv2d packs it ([9, C, O_pad]).
+ */
+export function conv2dWinograd(x: Tensor, packed: Tensor, bias: Tensor | undefined, out: Tensor, g: ConvGeometry): void {
+  const gpu = x.gpu;
+  const cQuads = Math.ceil(g.inChannels / 4);
+  const oPad = packed.shape[2];
+  const oQuads = oPad / 4;
+  const tilesW = Math.ceil(g.inW / 2);
+  const tilesPerImage = Math.ceil(g.inH / 2) * tilesW;
+  const common = { in_c: g.inChannels, c_quads: cQuads, out_c: g.outChannels, o_quads: oQuads, h: g.inH, w: g.inW, tiles_w: tilesW, tiles_per_image: tilesPerImage };
+  if (kernelBytes(g) > gpu.maxBinding) {
+    throw new DeviceLimitError('maxStorageBufferBindingSize', kernelBytes(g), gpu.maxBinding, `conv2d (Winograd): the transformed kernel of ${g.outChannels}x${g.inChannels}x3x3`);
+  }
+  const call = (entry: string) => ({ kernel: 'conv2d', entry, overrides: { WG, W_F16: packed.dtype === 'f16' } });
+  tidy(() => {
+    const kernel = Tensor.empty(gpu, [16, 4 * cQuads, oPad]);
+    gpu.dispatch(call('winograd_weights'), { wp: { ...common, tile0: 0, tiles: 0, x_img0: 0, out_img0: 0, img0: 0, has_bias: 0 }, w: packed.binding(), wino_out: kernel.binding() }, [
+      ceilDiv(oQuads, WG),
+      4 * cQuads,
+      1,
+    ]);
+    const perTile = 16 * 4 * Math.max(4 * cQuads, oPad);
+    const maxTiles = Math.max(1, Math.floor(Math.min(CHUNK_BYTES, gpu.maxBinding) / perTile));
+    for (const r of imageRanges(x, out)) {
+      const total = (r.b - r.a) * tilesPerImage;
+      for (let tile0 = 0; tile0 < total; tile0 += maxTiles) {
+        const tiles = Math.min(maxTiles, total - tile0);
+        tidy(() => {
+          const wp = { ...common, tile0, tiles, x_img0: r.xImg0, out_img0: r.outImg0, img0: r.a, has_bias: bias ? 1 : 0 };
+          const v = Tensor.empty(gpu, [16, tiles, 4 * cQuads]);
+          gpu.dispatch(call('winograd_input'), { wp, x: r.xPart.binding(), wino_out: v.binding() }, [ceilDiv(tiles, WG), cQuads, 1]);
+          const m = matmul(v, kernel);
+          v.dispose();
+          gpu.dispatch(call('winograd_output'), { wp, wino_m: m.binding(), bias: (bias ?? m).binding(), out: r.outPart.binding() }, [ceilDiv(tiles, WG), oQuads, 1]);
+        });
+      }
+    }
+  });
+}
