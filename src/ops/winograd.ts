@@ -14,8 +14,12 @@ import { ceilDiv } from './grid.ts';
 import { matmul } from './matmul.ts';
 
 const WG = 64;
-/** Bytes of V or M per chunk of tiles at most: bounds the working memory. */
-const CHUNK_BYTES = 64 * 1024 * 1024;
+/**
+ * Bytes of V or M per chunk of tiles at most: the working memory is U plus
+ * twice this (src/pipeline/resources.ts counts it). 2048+ tiles per GEMM at
+ * 256 channels, enough rows for the matmul kernel's tiles.
+ */
+export const WINOGRAD_CHUNK_BYTES = 32 * 1024 * 1024;
 
 /** A 3×3 conv with stride 1 and padding 1 on every side. */
 export function winogradApplies(g: ConvGeometry): boolean {
@@ -87,7 +91,7 @@ export function conv2dWinograd(x: Tensor, packed: Tensor, bias: Tensor | undefin
       1,
     ]);
     const perTile = 16 * 4 * Math.max(4 * cQuads, oPad);
-    const maxTiles = Math.max(1, Math.floor(Math.min(CHUNK_BYTES, gpu.maxBinding) / perTile));
+    const maxTiles = Math.max(1, Math.floor(Math.min(WINOGRAD_CHUNK_BYTES, gpu.maxBinding) / perTile));
     for (const r of imageRanges(x, out)) {
       const total = (r.b - r.a) * tilesPerImage;
       for (let tile0 = 0; tile0 < total; tile0 += maxTiles) {
