@@ -34,14 +34,16 @@ function kernelBytes(g: ConvGeometry): number {
 }
 
 /**
- * Whether Winograd is the default for this conv: measured on lavapipe, where
- * it runs 3×3 convs on 32×32 and more pixels ~1.6-1.9× faster than the
- * direct kernel (bench/conv2d.bench.ts). Few pixels (the U-Net's 8×8 level)
- * would spend most of the time transforming the kernel; GPUs keep the direct
- * kernel until measured there.
+ * Whether Winograd is the default for this conv. Measured on lavapipe,
+ * interleaved with the direct kernel (effective GFLOP/s, best of 3): 384 ch
+ * 64×64 9.6 vs 5.2, 15×384 ch 32×32 8.9 vs 5.3, 256 ch 64×64 5.5 vs 4.3,
+ * 30×128 ch 16×16 6.0 vs 4.9, but 30×64 ch 16×16 6.2 vs 8.1: with few
+ * channels the GEMMs are too small for the transforms' cost. Few pixels
+ * (the U-Net's 8×8 level) would spend most of the time transforming the
+ * kernel. GPUs keep the direct kernel until measured there.
  */
 export function winogradPays(gpu: Gpu, g: ConvGeometry): boolean {
-  return gpu.info.software && winogradApplies(g) && g.batch * g.outH * g.outW >= 4096 && g.inChannels >= 16 && g.outChannels >= 16 && kernelBytes(g) <= gpu.maxBinding;
+  return gpu.info.software && winogradApplies(g) && g.batch * g.outH * g.outW >= 4096 && Math.min(g.inChannels, g.outChannels) >= 128 && kernelBytes(g) <= gpu.maxBinding;
 }
 
 /** Image ranges [a, b) that lie in one part of x and one part of out. */
