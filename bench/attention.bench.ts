@@ -4,7 +4,12 @@
 //                       64 (C = 1536, the U-Net's widest cross-attention level)
 //   attention_temporal  15 frames at each of 1024 pixels (32×32), 6 heads of 64 (C = 384)
 // flops = 4·heads·queries·keys·head_dim (times the pixels for temporal): the
-// two products q·kᵀ and p·v; the softmax is not counted. `naive` runs the
+// two products q·kᵀ and p·v; the softmax is not counted. The temporal row
+// also gives its memory traffic (q, k, v read and out written once: 94 MB,
+// 3.8 FLOP per byte), as GB/s beside the copy peak: on lavapipe every
+// storage load or store is a bounds-checked scalar access per lane and
+// component, and with its score and value loops removed the subgroup kernel
+// still took about 2/3 of its time at this shape (measured, noisy). `naive` runs the
 // three-pass kernel on the same shape (self-attention: on one head, scaled).
 import type { Gpu } from '../src/gpu/gpu.ts';
 import { type AttentionVariant, attention, selectAttentionVariant, temporalAttention } from '../src/ops/attention.ts';
@@ -57,6 +62,7 @@ function temporalCase(heads: number, frames: number, pixels: number, d: number):
     dtype: 'f32',
     variant: 'default kernel',
     flops: 4 * heads * frames * frames * d * pixels,
+    bytes: 4 * 4 * frames * pixels * heads * d,
     setup(gpu): BenchRun {
       describe(c, gpu, d);
       c.variant += `, ${pixels} pixels`;

@@ -36,7 +36,7 @@ export interface BenchCase {
   variant: string;
   /** Floating-point operations of one run (compute-bound ops). */
   flops?: number;
-  /** Bytes read + written by one run (memory-bound ops). */
+  /** Bytes read + written by one run (memory-bound ops; an op with flops too reports both, % peak from the flops). */
   bytes?: number;
   setup(gpu: Gpu): Promise<BenchRun> | BenchRun;
 }

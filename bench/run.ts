@@ -125,7 +125,7 @@ export async function benchCommand(filters: string[], options: BenchOptions): Pr
         }
       }
       const gflops = c.flops ? c.flops / ms / 1e6 : null;
-      const gbps = !c.flops && c.bytes ? c.bytes / ms / 1e6 : null;
+      const gbps = c.bytes ? c.bytes / ms / 1e6 : null;
       const pct = gflops !== null ? (100 * gflops) / peak.fma_gflops : gbps !== null ? (100 * gbps) / peak.copy_gbps : null;
       const r: OpResult = {
         op: c.op,

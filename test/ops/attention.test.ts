@@ -3,7 +3,7 @@ import { ShapeError } from '../../src/errors.ts';
 import { type AttentionVariant, attention, selectAttentionVariant, temporalAttention, temporalAttention3d } from '../../src/ops/attention.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { type OpCase, loadOpCases } from '../fixtures.ts';
-import { maxAbs, maxAbsDiff, testGpu } from '../helpers.ts';
+import { maxAbs, maxAbsDiff, randomArray, testGpu } from '../helpers.ts';
 
 // Tolerance: max|ours − torch| ≤ ATOL + RTOL·max|ref| (torch in float64).
 // A score is a dot product of D ≤ 256 terms with |scale·q·k| < 1 per term
@@ -46,6 +46,48 @@ async function runCase(c: OpCase, variant?: AttentionVariant): Promise<{ diff: n
   return { diff: maxAbsDiff(got, ref), limit: ATOL + RTOL * maxAbs(ref) };
 }
 
+/**
+ * Temporal attention in f64 on [videos·frames, height·width, heads·d]: the
+ * query at (frame t, pixel) attends to every frame of the same pixel, or with
+ * `neighbourhood` of the pixels of its 3×3 neighbourhood inside the frame.
+ */
+function temporalReference(x: { q: Float32Array; k: Float32Array; v: Float32Array }, videos: number, frames: number, height: number, width: number, heads: number, d: number, neighbourhood: boolean): Float64Array {
+  const pixels = height * width;
+  const c = heads * d;
+  const at = (b: number, t: number, pixel: number, h: number) => ((b * frames + t) * pixels + pixel) * c + h * d;
+  const out = new Float64Array(videos * frames * pixels * c);
+  for (let b = 0; b < videos; b++) {
+    for (let pixel = 0; pixel < pixels; pixel++) {
+      const [y, xx] = [Math.floor(pixel / width), pixel % width];
+      const keys: number[] = [];
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const inside = y + dy >= 0 && y + dy < height && xx + dx >= 0 && xx + dx < width;
+          if ((neighbourhood && inside) || (dy === 0 && dx === 0)) keys.push((y + dy) * width + xx + dx);
+        }
+      }
+      for (let h = 0; h < heads; h++) {
+        for (let t = 0; t < frames; t++) {
+          const qi = at(b, t, pixel, h);
+          const rows = keys.flatMap((kp) => Array.from({ length: frames }, (_, tk) => at(b, tk, kp, h)));
+          const scores = rows.map((kj) => {
+            let dotp = 0;
+            for (let e = 0; e < d; e++) dotp += x.q[qi + e] * x.k[kj + e];
+            return dotp / Math.sqrt(d);
+          });
+          const m = Math.max(...scores);
+          const w = scores.map((sc) => Math.exp(sc - m));
+          const sum = w.reduce((a, b2) => a + b2, 0);
+          rows.forEach((vj, j) => {
+            for (let e = 0; e < d; e++) out[qi + e] += (w[j] / sum) * x.v[vj + e];
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
 describe('attention', () => {
   it('has fixtures for every mode', () => {
     expect(cases.map((c) => c.name).sort()).toEqual(
@@ -77,6 +119,35 @@ describe('attention', () => {
       const { diff, limit } = await runCase(byName(name), variant);
       expect(diff).toBeLessThanOrEqual(limit);
     });
+  }
+
+  // Shapes that fill no tile: odd pixel counts, frames not a multiple of a
+  // subgroup or key block, several videos, head_dim 32 (one short sub-row)
+  // and 68 (two sub-rows), against a float64 reference. Every kernel on the
+  // first and last; the default (on lavapipe the subgroup kernel) and naive on all.
+  const temporalShapes = [
+    { videos: 2, frames: 7, height: 1, width: 5, heads: 2, d: 32, neighbourhood: false },
+    { videos: 1, frames: 3, height: 3, width: 1, heads: 1, d: 68, neighbourhood: false },
+    { videos: 2, frames: 3, height: 3, width: 5, heads: 2, d: 12, neighbourhood: true },
+  ];
+  for (const variant of [undefined, 'direct', 'tiled', 'naive'] as const) {
+    for (const [index, sh] of temporalShapes.entries()) {
+      if ((variant === 'direct' || variant === 'tiled') && index === 1) continue;
+      const name = `${sh.neighbourhood ? 'temporalAttention3d' : 'temporalAttention'} ${sh.videos}x${sh.frames} frames, ${sh.height}x${sh.width} pixels, ${sh.heads} heads of ${sh.d}`;
+      it(`${variant ?? 'default'} kernel matches a float64 reference: ${name}`, async () => {
+        const gpu = await testGpu();
+        const shape = [sh.videos * sh.frames, sh.height * sh.width, sh.heads * sh.d];
+        const n = shape[0] * shape[1] * shape[2];
+        const x = { q: randomArray(n, 11), k: randomArray(n, 12), v: randomArray(n, 13) };
+        const [q, k, v] = [x.q, x.k, x.v].map((a) => Tensor.from(gpu, a, shape));
+        const o = { heads: sh.heads, frames: sh.frames, variant };
+        const out = sh.neighbourhood ? temporalAttention3d(q, k, v, { ...o, height: sh.height, width: sh.width }) : temporalAttention(q, k, v, o);
+        const got = await out.read();
+        for (const t of [q, k, v, out]) t.dispose();
+        const ref = temporalReference(x, sh.videos, sh.frames, sh.height, sh.width, sh.heads, sh.d, sh.neighbourhood);
+        expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(ATOL + RTOL * maxAbs(ref));
+      });
+    }
   }
 
   it('picks the fused kernels up to head_dim 256 and naive past it', async () => {
