@@ -337,11 +337,11 @@ describe('MoVQ model', { timeout: 600_000 }, () => {
       expect(() => image.decode(huge)).toThrow(/decoder\.up\.3 \[1024, 256, 256\]: the level has attention, which needs it whole \(256\.0 MiB\)/);
       expect(() => video.decode(huge)).toThrow(DeviceLimitError);
     });
-    expect(decodeBindingNeed(IMAGE_MOVQ, 1, 256, 256)).toEqual({ bytes: 256 * 2 ** 20, where: 'decoder.up.3 [1024, 256, 256] (with attention: whole)' });
+    expect(decodeBindingNeed(IMAGE_MOVQ, 1, 256, 256)).toEqual({ bytes: 256 * 2 ** 20, where: 'decoder.up.3 [1024, 256, 256] f32 activation, whole for its attention' });
     // At 512×512 the binding a decode needs is level 3's, which has attention: [1024, 64, 64] = 16 MiB.
-    expect(decodeBindingNeed(IMAGE_MOVQ, 1, 64, 64)).toEqual({ bytes: 16 * 2 ** 20, where: 'decoder.up.3 [1024, 64, 64] (with attention: whole)' });
+    expect(decodeBindingNeed(IMAGE_MOVQ, 1, 64, 64)).toEqual({ bytes: 16 * 2 ** 20, where: 'decoder.up.3 [1024, 64, 64] f32 activation, whole for its attention' });
     // Where the top level dominates: a band of one row and two halo rows each side, 5 rows of [32, 96] f32.
-    expect(decodeBindingNeed(parseMoVQConfig({ ...TINY, ch_mult: [1, 1] }), 1, 5, 48)).toEqual({ bytes: 5 * 12 * 1024, where: 'decoder.up.0 [32, 10, 96], a band of one row and its halo' });
+    expect(decodeBindingNeed(parseMoVQConfig({ ...TINY, ch_mult: [1, 1] }), 1, 5, 48)).toEqual({ bytes: 5 * 12 * 1024, where: 'decoder.up.0 [32, 10, 96] f32 activation, in bands of one row and 2 halo rows each side' });
     huge.dispose();
   });
 });

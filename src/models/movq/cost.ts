@@ -214,7 +214,7 @@ export function decodeBindingNeed(c: MoVQConfig, frames: number, h: number, w: n
   let need = { bytes: 0, where: '' };
   for (const l of decoderLevels(c, frames, h, w)) {
     const bytes = l.whole ? l.height * l.rowBytes : Math.min(l.height, 1 + 2 * l.halo) * l.rowBytes;
-    if (bytes > need.bytes) need = { bytes, where: l.whole ? `${l.where} (with attention: whole)` : `${l.where}, a band of one row and its halo` };
+    if (bytes > need.bytes) need = { bytes, where: `${l.where} f32 activation, ${l.whole ? 'whole for its attention' : `in bands of one row and ${l.halo} halo rows each side`}` };
   }
   return need;
 }
