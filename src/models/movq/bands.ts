@@ -80,23 +80,33 @@ function gatherRows(bands: Bands, lo: number, hi: number): Tensor {
  * scale·r rows, output row j depending on output rows j ± halo only
  * (a 'same'-padded conv after a nearest upsampling by `scale`), so that
  * rows s..e−1 see exactly what they would in the whole image.
+ *
+ * freeInput: the input is an intermediate nobody reads after this, so each
+ * input band is disposed once no later window reads it; the input and the
+ * output then hold little more than the larger of the two at any time.
  */
-export function remapBands(input: Bands, outRows: readonly number[], scale: number, halo: number, f: (window: Tensor) => Tensor): Bands {
+export function remapBands(input: Bands, outRows: readonly number[], scale: number, halo: number, f: (window: Tensor) => Tensor, options: { freeInput?: boolean } = {}): Bands {
   const height = scale * input.reduce((n, b) => n + b.shape[2], 0);
   const starts = bandStarts(outRows);
   if (starts.length === 0 || starts[starts.length - 1] + outRows[outRows.length - 1] !== height) {
     throw new ShapeError('remapBands', `bands of ${outRows.join('+')} rows do not make up ${height} rows`);
   }
-  return outRows.map((rows, b) =>
-    tidy(() => {
-      const s = starts[b];
-      const lo = Math.floor(Math.max(0, s - halo) / scale);
-      const hi = Math.ceil(Math.min(height, s + rows + halo) / scale);
-      const out = f(gatherRows(input, lo, hi));
-      const offset = s - scale * lo;
-      return offset === 0 && out.shape[2] === rows ? out : slice(out, 2, offset, rows);
-    }),
-  );
+  const inEnds = bandStarts(bandRows(input)).map((s, i) => s + input[i].shape[2]);
+  // The input rows [lo, hi) under output band b and its halo.
+  const windowOf = (b: number) => [Math.floor(Math.max(0, starts[b] - halo) / scale), Math.ceil(Math.min(height, starts[b] + outRows[b] + halo) / scale)];
+  return outRows.map((rows, b) => {
+    const out = tidy(() => {
+      const [lo, hi] = windowOf(b);
+      const o = f(gatherRows(input, lo, hi));
+      const offset = starts[b] - scale * lo;
+      return offset === 0 && o.shape[2] === rows ? o : slice(o, 2, offset, rows);
+    });
+    if (options.freeInput) {
+      const nextLo = b + 1 < outRows.length ? windowOf(b + 1)[0] : Infinity;
+      input.forEach((t, i) => inEnds[i] <= nextLo && t.dispose());
+    }
+    return out;
+  });
 }
 
 /** f on each band (an op that keeps rows independent), with the band's first row. */

@@ -202,7 +202,8 @@ export class ResnetBlock {
 
   /** forward on an image held as bands (bands.ts). */
   forwardBands(x: Bands, ctx: DecodeContext): Bands {
-    const conv = (c: ResnetConv) => (h: Bands) => remapBands(h, bandRows(h), 1, rowHalo(c.conv), (w) => this.conv(c, w, ctx.frames));
+    // The convs' inputs are the norms' outputs, read by nothing else.
+    const conv = (c: ResnetConv) => (h: Bands) => remapBands(h, bandRows(h), 1, rowHalo(c.conv), (w) => this.conv(c, w, ctx.frames), { freeInput: true });
     return tidy(() => {
       let h = this.norm1.forwardBands(x, ctx.zq, true);
       h = nextBands(h, conv(this.conv1));
@@ -412,8 +413,8 @@ export class Upsample {
    * the input rows under it (and the conv's halo): the whole upsampled
    * image, 4× the input, never exists at once.
    */
-  forwardBands(x: Bands, outRows: readonly number[]): Bands {
-    return remapBands(x, outRows, 2, this.conv ? rowHalo(this.conv) : 0, (w) => this.forward(w));
+  forwardBands(x: Bands, outRows: readonly number[], options: { freeInput?: boolean } = {}): Bands {
+    return remapBands(x, outRows, 2, this.conv ? rowHalo(this.conv) : 0, (w) => this.forward(w), options);
   }
 }
 

@@ -146,11 +146,11 @@ export class Decoder {
         const up = level.upsample;
         if (up) {
           const rows = rowsOf(i - 1);
-          hb = nextBands(hb, (hb) => (hb.length === 1 && rows.length === 1 ? [up.forward(hb[0])] : up.forwardBands(hb, rows)));
+          hb = nextBands(hb, (hb) => (hb.length === 1 && rows.length === 1 ? [up.forward(hb[0])] : up.forwardBands(hb, rows, { freeInput: true })));
         }
       }
       step((h) => this.norm_out.forward(h, zq, true), (h) => this.norm_out.forwardBands(h, zq, true));
-      step((h) => this.conv_out.forward(h), (h) => remapBands(h, bandRows(h), 1, rowHalo(this.conv_out), (w) => this.conv_out.forward(w)));
+      step((h) => this.conv_out.forward(h), (h) => remapBands(h, bandRows(h), 1, rowHalo(this.conv_out), (w) => this.conv_out.forward(w), { freeInput: true }));
       return joinBands(hb);
     });
   }
