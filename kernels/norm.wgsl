@@ -206,8 +206,8 @@ fn nearest(i: u32, scale: f32, src: u32) -> u32 {
   return min(u32(f32(i) * scale), src - 1u);
 }
 
-// The (sample, group) of workgroup wg and the first element of its block
-// (a group's channels are contiguous: one block of channels/groups·hw).
+// The first element of the block of workgroup wg's (sample, group): a
+// group's channels are contiguous, one block of channels/groups·hw.
 fn group_base(wg: u32) -> u32 {
   let gc = gn.channels / gn.groups;
   return ((wg / gn.groups) * gn.channels + (wg % gn.groups) * gc) * gn.hw;

@@ -1,7 +1,8 @@
 // MoVQ beyond the parity cases: config validation, loading (torch .pt equals
 // safetensors, strict errors, f16 storage), chunked and batched decoding,
-// the device-limit check, no leaks, and the flicker of the chunk modes at
-// chunk borders (printed, and 'overlap' must beat 'upstream' there).
+// the device-limit check, decoding levels past a binding as bands of rows
+// (equal to the unbanded decode), no leaks, and the flicker of the chunk
+// modes at chunk borders (printed, and 'overlap' must beat 'upstream' there).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLimitError, FormatError, WeightError } from '../../src/errors.ts';
