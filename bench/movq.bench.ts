@@ -1,6 +1,8 @@
 // MoVQ decode benchmark: one 256×256 frame (32×32 latent) through the real
 // image-MoVQ decoder (spec §5: ch 256, ch_mult 1,2,2,4, 2 res blocks,
-// attention at 32), random weights. flops are counted from the config
+// attention at 32), random weights. MOVQ_SIDE=512 decodes a 512×512 frame
+// instead, whose top level (512 MiB a frame) runs as bands of rows on an
+// adapter with 128 MiB bindings (src/models/movq/bands.ts). flops are counted from the config
 // (src/models/movq/cost.ts: convs, the 1×1 q/k/v/proj_out linears and the
 // attention products; norms and elementwise ops not counted). The variant
 // reports the pool's peak GPU bytes (weights + activations) once measured.
@@ -8,7 +10,8 @@
 // Peer: test/reference/bench_movq_torch.py, the same decode in PyTorch on this
 // CPU (Debian's /usr/bin/python3, torch 1.13, 2 threads), kept running as a
 // child process that decodes once per "run" line; the harness times the round
-// trip. Without /usr/bin/python3 + torch the peer reports why.
+// trip. Without /usr/bin/python3 + torch the peer reports why. It decodes
+// 256×256 only, so other sizes run without it.
 //
 // MOVQ_PROFILE=1 also prints where the time goes: one decode's dispatches are
 // recorded, then replayed one at a time with a device sync after each, and
@@ -25,7 +28,10 @@ import { tidy } from '../src/tensor/scope.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';
 import type { BenchCase, BenchRun } from './harness.ts';
 
-const LATENT = [1, 4, 32, 32];
+/** Side of the decoded frame: a multiple of 8 (the decoder's factor). */
+const SIDE = Number(process.env.MOVQ_SIDE ?? 256);
+if (!Number.isInteger(SIDE) || SIDE < 8 || SIDE % 8 !== 0) throw new Error(`MOVQ_SIDE must be a multiple of 8, got '${process.env.MOVQ_SIDE}'`);
+const LATENT = [1, 4, SIDE / 8, SIDE / 8];
 const MiB = 1024 * 1024;
 const PYTHON = '/usr/bin/python3';
 const TORCH_SCRIPT = new URL('../test/reference/bench_movq_torch.py', import.meta.url).pathname;
@@ -135,12 +141,12 @@ async function profile(gpu: Gpu, decode: () => void): Promise<void> {
 
 function decodeCase(dtype: WeightDType): BenchCase {
   const cost = decodeCost(IMAGE_MOVQ, 1, LATENT[2], LATENT[3]);
-  const base = `real image MoVQ decoder (ch 256, mult 1,2,2,4), ${dtype} weights, latent 32x32`;
+  const base = `real image MoVQ decoder (ch 256, mult 1,2,2,4), ${dtype} weights, latent ${LATENT[2]}x${LATENT[3]}`;
   let peak = '';
   return {
     op: 'movq_decode',
     explicit: true,
-    shape: '256x256',
+    shape: `${SIDE}x${SIDE}`,
     dtype: 'f32',
     // Read by the runner after timing, so it can carry the measured peak.
     get variant() {
@@ -155,10 +161,12 @@ function decodeCase(dtype: WeightDType): BenchCase {
       if (process.env.MOVQ_PROFILE === '1') await profile(gpu, decode);
       let peer: Awaited<ReturnType<typeof torchPeer>> | null = null;
       let peerError = '';
-      try {
-        peer = await torchPeer();
-      } catch (e) {
-        peerError = (e as Error).message;
+      if (SIDE === 256) {
+        try {
+          peer = await torchPeer();
+        } catch (e) {
+          peerError = (e as Error).message;
+        }
       }
       gpu.pool.resetPeak();
       return {
@@ -167,12 +175,15 @@ function decodeCase(dtype: WeightDType): BenchCase {
           const s = gpu.pool.stats();
           peak = `, peak GPU ${(s.peakDeviceBytes / MiB).toFixed(0)} MiB (weights ${(weightBytes / MiB).toFixed(0)} MiB)`;
         },
-        peers: {
-          'torch 1.13 cpu f32, 2 threads': async () => {
-            if (!peer) throw new Error(peerError);
-            await peer.run();
-          },
-        },
+        peers:
+          SIDE === 256
+            ? {
+                'torch 1.13 cpu f32, 2 threads': async () => {
+                  if (!peer) throw new Error(peerError);
+                  await peer.run();
+                },
+              }
+            : {},
         dispose: () => {
           peer?.close();
           quant.dispose();

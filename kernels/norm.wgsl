@@ -1,7 +1,11 @@
 // Normalisation kernels. `group_norm` normalises one (sample, group) per
 // workgroup, with the epilogues the models fuse into it chosen by overrides:
 // affine weight/bias, ConditionalGroupNorm's scale/shift, MoVQ's SpatialNorm
-// modulation and SiLU. `row_norm` normalises one row of [rows, D] per
+// modulation and SiLU. An image too large for one binding is normalised as
+// bands of rows in two passes: `group_stats` writes each band's statistics,
+// then `group_norm` with BAND_STATS normalises each band with all bands'
+// statistics merged (every band merges them in the same order, so all get
+// the same mean and variance). `row_norm` normalises one row of [rows, D] per
 // workgroup (LayerNorm, or T5's RMS norm). `naive_norm` is the benchmark's
 // deliberately simple baseline: one invocation per group, serial loops.
 //
@@ -38,6 +42,13 @@ struct GroupParams {
   scale_w: f32,
   // mod_y/mod_b sample stride: channels·zq_height·zq_width, 0 to broadcast.
   zq_stride: u32,
+  // SPATIAL on a band: x's first row in the whole image, whose zq row is
+  // nearest(row0 + i) (scale_h is the whole image's).
+  row0: u32,
+  // Band statistics: this dispatch's band and the number of bands; entry
+  // ((sample·groups + group)·bands + band) of stats_out / band_stats.
+  band: u32,
+  bands: u32,
 }
 
 struct RowParams {
@@ -66,6 +77,9 @@ struct RowParams {
 // Written as vec4s, or one component at a time without VEC4 (a writable
 // buffer cannot be bound twice); its binding is rounded up to whole vec4s.
 @group(0) @binding(11) var<storage, read_write> out: array<vec4<f32>>;
+// Per (sample, group, band): (count, shift, mean − shift, M2), as Moments.
+@group(0) @binding(12) var<storage, read_write> stats_out: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> band_stats: array<vec4<f32>>;
 
 override WG: u32 = 64;
 // Four elements per step; needs every channel (row) to start at a multiple
@@ -76,6 +90,8 @@ override AFFINE: bool = false;
 override SCALE_SHIFT: bool = false;
 override SPATIAL: bool = false;
 override SILU: bool = false;
+// group_norm: the statistics are band_stats' merged, not x's own.
+override BAND_STATS: bool = false;
 // Row and naive kernels: RMS norm (no mean subtraction, no bias).
 override RMS: bool = false;
 
@@ -117,21 +133,21 @@ fn merge(a: Partial, b: Partial) -> Partial {
 
 var<workgroup> partials: array<Partial, WG>;
 
-struct Stats {
+struct Moments {
   // Values are taken relative to shift, the block's first element:
   // mean is the block's mean minus shift.
   shift: f32,
+  n: f32,
   mean: f32,
-  // Biased, as torch's norms.
-  variance: f32,
+  m2: f32,
 }
 
-// Mean and variance of x[base .. base+count) by the whole workgroup. Must be
+// Count, mean and M2 of x[base .. base+count) by the whole workgroup. Must be
 // called in workgroup-uniform control flow. One invocation merges the WG
 // partials in a serial loop: a log2(WG) tree (a barrier inside a loop) cost
 // lavapipe 1.5 s more CPU to compile per pipeline (3.6 s instead of 2.2 s
 // with every epilogue), and WG merges are few next to a block's elements.
-fn workgroup_stats(base: u32, count: u32, lid: u32) -> Stats {
+fn workgroup_moments(base: u32, count: u32, lid: u32) -> Moments {
   let shift = x[base];
   // Each invocation also shifts by its own first element: its sums then stay
   // small even where the block's first element is an outlier.
@@ -159,7 +175,22 @@ fn workgroup_stats(base: u32, count: u32, lid: u32) -> Stats {
   }
   workgroupBarrier();
   let p = partials[0];
-  return Stats(shift, p.mean, p.m2 / p.n);
+  return Moments(shift, p.n, p.mean, p.m2);
+}
+
+// The moments of every band of one (sample, group), merged in band order and
+// taken relative to band 0's shift (the whole image's first element of the
+// group, the one group_norm shifts by unbanded). A band's mean moves to that
+// shift by adding the difference of the shifts, a difference of two values
+// of the data: no digits of a large common mean are lost.
+fn merged_band_moments(first: u32) -> Moments {
+  let b0 = band_stats[first];
+  var p = Partial(b0.x, b0.z, b0.w);
+  for (var k = 1u; k < gn.bands; k++) {
+    let b = band_stats[first + k];
+    p = merge(p, Partial(b.x, (b.y - b0.y) + b.z, b.w));
+  }
+  return Moments(b0.y, p.n, p.mean, p.m2);
 }
 
 fn silu(v: vec4<f32>) -> vec4<f32> {
@@ -173,6 +204,27 @@ fn flat_workgroup(wid: vec3<u32>, nw: vec3<u32>) -> u32 {
 // torch's 'nearest': source index floor(i·scale), scale = src/dst in f32.
 fn nearest(i: u32, scale: f32, src: u32) -> u32 {
   return min(u32(f32(i) * scale), src - 1u);
+}
+
+// The first element of the block of workgroup wg's (sample, group): a
+// group's channels are contiguous, one block of channels/groups·hw.
+fn group_base(wg: u32) -> u32 {
+  let gc = gn.channels / gn.groups;
+  return ((wg / gn.groups) * gn.channels + (wg % gn.groups) * gc) * gn.hw;
+}
+
+// Where (sample, group) of workgroup wg keeps its band statistics.
+fn band_stats_index(wg: u32) -> u32 {
+  return (gn.first_sample * gn.groups + wg) * gn.bands;
+}
+
+// One band's moments per (sample, group), for group_norm with BAND_STATS.
+@compute @workgroup_size(WG)
+fn group_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let wg = flat_workgroup(wid, nw);
+  if (wg >= gn.samples * gn.groups) { return; }
+  let m = workgroup_moments(group_base(wg), gn.channels / gn.groups * gn.hw, lid3.x);
+  if (lid3.x == 0u) { stats_out[band_stats_index(wg) + gn.band] = vec4(m.n, m.shift, m.mean, m.m2); }
 }
 
 // SPATIAL: zq's columns nearest to x's columns j .. j+STEP-1.
@@ -209,10 +261,15 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   let sample = wg / gn.groups;
   let gc = gn.channels / gn.groups;
   let c0 = (wg % gn.groups) * gc;
-  // A group's channels are contiguous: one block of gc·hw elements.
-  let base = (sample * gn.channels + c0) * gn.hw;
-  let st = workgroup_stats(base, gc * gn.hw, lid);
-  let rstd = inverseSqrt(st.variance + gn.eps);
+  let base = group_base(wg);
+  var st: Moments;
+  if (BAND_STATS) {
+    st = merged_band_moments(band_stats_index(wg));
+  } else {
+    st = workgroup_moments(base, gc * gn.hw, lid);
+  }
+  // Biased variance, as torch's norms.
+  let rstd = inverseSqrt(st.m2 / st.n + gn.eps);
   // SPATIAL: the row and column of this invocation's first element in a
   // channel; they advance by (di, dj) per loop step, so no division per step,
   // and the zq columns change only if the step is not whole rows (dj != 0).
@@ -246,7 +303,7 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     for (var k = lid; k < steps; k += WG) {
       var v = fma(load(k0 + k) - st.shift, vec4(a), vec4(b));
       if (SPATIAL) {
-        v = modulate(v, zq_at + nearest(i, gn.scale_h, gn.zq_height) * gn.zq_width, cols);
+        v = modulate(v, zq_at + nearest(gn.row0 + i, gn.scale_h, gn.zq_height) * gn.zq_width, cols);
         i += di;
         j += dj;
         if (j >= gn.width) {
@@ -267,10 +324,11 @@ fn row_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   if (row >= rp.rows) { return; }
   let lid = lid3.x;
   let base = row * rp.d;
-  let st = workgroup_stats(base, rp.d, lid);
+  let st = workgroup_moments(base, rp.d, lid);
+  let variance = st.m2 / st.n;
   // RMS: mean(x²) = variance + mean², and x is not centred.
   let mean = st.shift + st.mean;
-  let rstd = inverseSqrt(select(st.variance, st.variance + mean * mean, RMS) + rp.eps);
+  let rstd = inverseSqrt(select(variance, variance + mean * mean, RMS) + rp.eps);
   let k0 = base / STEP;
   let steps = rp.d / STEP;
   for (var k = lid; k < steps; k += WG) {

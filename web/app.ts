@@ -10,7 +10,7 @@
 import { DeviceLimitError, KandinskyError, NoAdapterError, ResourceError } from '../src/errors.ts';
 import { Gpu } from '../src/gpu/gpu.ts';
 import { type Folder, fileListFolder, urlFolder } from '../src/io/folder.ts';
-import { decodeCost } from '../src/models/movq/cost.ts';
+import { decodeBindingNeed } from '../src/models/movq/cost.ts';
 import { IMAGE_MOVQ, downFactor } from '../src/models/movq/config.ts';
 import { type ParityResult, runParity } from '../src/parity/run.ts';
 import { type FrameRate, type GenerateResult, type Progress, generateVideo } from '../src/pipeline/generate.ts';
@@ -63,17 +63,17 @@ async function openGpu(): Promise<void> {
   }
 }
 
-/** Warns when the release's decoder could not bind one frame at the chosen size on this adapter. */
+/** Warns when the release's decoder could not run at the chosen size on this adapter (levels past a binding run as bands; attention levels cannot). */
 function checkSize(): void {
   if (!gpu) return;
   const side = Number(input('size').value);
   const latent = side / downFactor(IMAGE_MOVQ);
-  const need = decodeCost(IMAGE_MOVQ, 1, latent, latent).maxFrameBytes;
-  $('support').classList.toggle('bad', need > gpu.maxBinding);
+  const need = decodeBindingNeed(IMAGE_MOVQ, 1, latent, latent);
+  $('support').classList.toggle('bad', need.bytes > gpu.maxBinding);
   const note = $('size-note') ?? Object.assign(document.createElement('p'), { id: 'size-note' });
   note.textContent =
-    need > gpu.maxBinding
-      ? `${side}x${side} is too large for this adapter: the decoder binds ${(need / 2 ** 20).toFixed(0)} MiB per frame, the adapter allows ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB. Choose a smaller size.`
+    need.bytes > gpu.maxBinding
+      ? `${side}x${side} is too large for this adapter: the decoder binds ${(need.bytes / 2 ** 20).toFixed(0)} MiB at once (${need.where}), the adapter allows ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB. Choose a smaller size.`
       : '';
   $('support').after(note);
 }

@@ -1,6 +1,12 @@
 // Normalisation ops (kernels/norm.wgsl): GroupNorm with the epilogues the
 // models fuse into it (affine, ConditionalGroupNorm's scale/shift, SiLU),
 // MoVQ's SpatialNorm, LayerNorm and T5's RMS norm. Statistics are f32.
+//
+// An image larger than one storage binding can be normalised as horizontal
+// bands (tensors [N, C, rows, ...] whose rows make up the image):
+// groupNormBandStats takes every band's statistics, then groupNorm or
+// spatialNorm of each band with `bandStats` normalises it with the whole
+// image's mean and variance.
 import type { BufferRange } from '../gpu/gpu.ts';
 import { ShapeError } from '../errors.ts';
 import { Tensor, numel, shapeString } from '../tensor/tensor.ts';
@@ -24,6 +30,11 @@ export interface GroupNormOptions {
   scaleShift?: Tensor;
   /** SiLU after everything else. */
   silu?: boolean;
+  /**
+   * x is one band of an image: normalise with the image's statistics from
+   * groupNormBandStats (of all its bands) instead of x's own.
+   */
+  bandStats?: Tensor;
 }
 
 export interface SpatialNormOptions {
@@ -32,6 +43,13 @@ export interface SpatialNormOptions {
   weight: Tensor;
   bias: Tensor;
   silu?: boolean;
+  /** As GroupNormOptions.bandStats. */
+  bandStats?: Tensor;
+  /**
+   * x is rows [firstRow, firstRow + x's H) of an image of `height` rows, and
+   * zqY/zqB are given for the whole image (default: x is the whole image).
+   */
+  band?: { firstRow: number; height: number };
 }
 
 function requireF32(op: string, ts: Record<string, Tensor | undefined>): void {
@@ -96,6 +114,8 @@ interface GroupEpilogue {
   modY?: Tensor;
   modB?: Tensor;
   silu?: boolean;
+  bandStats?: Tensor;
+  band?: { firstRow: number; height: number };
 }
 
 /** One group_norm dispatch per part of x; spatial modulation when modY/modB are given. */
@@ -105,7 +125,8 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
   const ssStride = e.scaleShift ? sampleStride(op, 'scaleShift', e.scaleShift, samples) : 0;
   const zqStride = e.modY ? sampleStride(op, 'zqY', e.modY, samples) : 0;
   const hw = numel(x.shape.slice(2));
-  const [height, width] = spatial ? x.shape.slice(2) : [1, 1];
+  const [rows, width] = spatial ? x.shape.slice(2) : [1, 1];
+  const { firstRow, height } = e.band ?? { firstRow: 0, height: rows };
   const [zqHeight, zqWidth] = e.modY ? e.modY.shape.slice(2) : [1, 1];
   // vec4 steps stay inside a channel and, for the spatial modulation, a row.
   const vec4 = hw % 4 === 0 && (!spatial || width % 4 === 0);
@@ -116,7 +137,15 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
       {
         kernel: 'norm',
         entry: 'group_norm',
-        overrides: { WG, VEC4: vec4, AFFINE: e.weight !== undefined, SCALE_SHIFT: e.scaleShift !== undefined, SPATIAL: spatial, SILU: e.silu ?? false },
+        overrides: {
+          WG,
+          VEC4: vec4,
+          AFFINE: e.weight !== undefined,
+          SCALE_SHIFT: e.scaleShift !== undefined,
+          SPATIAL: spatial,
+          SILU: e.silu ?? false,
+          BAND_STATS: e.bandStats !== undefined,
+        },
       },
       {
         gn: {
@@ -134,6 +163,9 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
           scale_h: Math.fround(zqHeight / height),
           scale_w: Math.fround(zqWidth / width),
           zq_stride: zqStride,
+          row0: firstRow,
+          band: 0,
+          bands: e.bandStats?.shape[2] ?? 1,
         },
         x: dummy,
         x4: vec4View(xp, vec4, xp),
@@ -142,12 +174,87 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
         scale_shift: e.scaleShift?.binding() ?? dummy,
         mod_y: e.modY?.binding() ?? dummy,
         mod_b: e.modB?.binding() ?? dummy,
+        band_stats: e.bandStats?.binding() ?? vec4View(xp, false, xp),
         out: outBinding(outp),
       },
       flatGrid(xp.shape[0] * groups, 1),
     );
   });
   return out;
+}
+
+/** bandStats must be groupNormBandStats' result for x's samples and groups. */
+function checkBandStats(op: string, x: Tensor, groups: number, bandStats: Tensor | undefined): void {
+  if (!bandStats) return;
+  const [n, g, bands, four] = bandStats.shape;
+  if (bandStats.dtype !== 'f32' || bandStats.rank !== 4 || n !== x.shape[0] || g !== groups || bands < 1 || four !== 4) {
+    throw new ShapeError(op, `bandStats must be groupNormBandStats' [${x.shape[0]}, ${groups}, bands, 4] for x ${shapeString(x.shape)}, got ${bandStats.dtype} ${shapeString(bandStats.shape)}`);
+  }
+}
+
+/**
+ * The statistics of a GroupNorm over an image held as bands: tensors
+ * [N, C, rows_b, ...rest] (the same N, C and rest; rows_b > 0), the image
+ * being their concatenation along dim 2. Returns each band's moments per
+ * (sample, group), [N, groups, bands, 4], for groupNorm / spatialNorm of
+ * each band with `bandStats`. Band b's contribution is computed as the fused
+ * norm computes a whole group, and the bands are merged with Chan's formula
+ * relative to the image's first element of the group (kernels/norm.wgsl), so
+ * the result equals the unbanded norm up to f32 summation order.
+ */
+export function groupNormBandStats(bands: readonly Tensor[], groups: number): Tensor {
+  const op = 'groupNormBandStats';
+  if (bands.length === 0) throw new ShapeError(op, 'needs at least one band');
+  const first = bands[0];
+  requireF32(op, Object.fromEntries(bands.map((b, i) => [`band ${i}`, b])));
+  checkGroups(op, first, groups);
+  if (first.rank < 3) throw new ShapeError(op, `bands must be [N, C, rows, ...], got ${shapeString(first.shape)}`);
+  for (const [i, b] of bands.entries()) {
+    if (b.rank !== first.rank || b.shape[2] < 1 || b.shape.some((d, k) => k !== 2 && d !== first.shape[k])) {
+      throw new ShapeError(op, `band ${i} ${shapeString(b.shape)} does not match band 0 ${shapeString(first.shape)} outside dim 2, or is empty`);
+    }
+  }
+  const [samples, channels] = first.shape;
+  const stats = Tensor.empty(first.gpu, [samples, groups, bands.length, 4]);
+  if (samples === 0) return stats;
+  bands.forEach((b, band) => {
+    const hw = numel(b.shape.slice(2));
+    const vec4 = hw % 4 === 0;
+    // A band larger than one binding is taken part by part (dim 0: samples).
+    let firstSample = 0;
+    for (const bp of b.parts()) {
+      bp.gpu.dispatch(
+        { kernel: 'norm', entry: 'group_stats', overrides: { WG, VEC4: vec4 } },
+        {
+          gn: {
+            samples: bp.shape[0],
+            first_sample: firstSample,
+            channels,
+            groups,
+            hw,
+            eps: 0,
+            ss_stride: 0,
+            width: 1,
+            zq_height: 1,
+            zq_width: 1,
+            scale_h: 1,
+            scale_w: 1,
+            zq_stride: 0,
+            row0: 0,
+            band,
+            bands: bands.length,
+          },
+          x: bp.binding(),
+          x4: vec4View(bp, vec4, bp),
+          stats_out: stats.binding(),
+        },
+        flatGrid(bp.shape[0] * groups, 1),
+      );
+      firstSample += bp.shape[0];
+      bp.dispose();
+    }
+  });
+  return stats;
 }
 
 function checkGroups(op: string, x: Tensor, groups: number, weight?: Tensor, bias?: Tensor): void {
@@ -166,13 +273,14 @@ function checkGroups(op: string, x: Tensor, groups: number, weight?: Tensor, bia
  */
 export function groupNorm(x: Tensor, options: GroupNormOptions): Tensor {
   const op = 'groupNorm';
-  const { groups, eps, weight, bias, scaleShift, silu } = options;
+  const { groups, eps, weight, bias, scaleShift, silu, bandStats } = options;
   requireF32(op, { x, weight, bias, scaleShift });
   checkGroups(op, x, groups, weight, bias);
+  checkBandStats(op, x, groups, bandStats);
   if (scaleShift && (scaleShift.rank !== 2 || scaleShift.shape[1] !== 2 * x.shape[1])) {
     throw new ShapeError(op, `scaleShift must be [N or 1, ${2 * x.shape[1]}], got ${shapeString(scaleShift.shape)}`);
   }
-  return groupNormDispatch(op, x, groups, eps, { weight, bias, scaleShift, silu });
+  return groupNormDispatch(op, x, groups, eps, { weight, bias, scaleShift, silu, bandStats });
 }
 
 /**
@@ -180,17 +288,22 @@ export function groupNorm(x: Tensor, options: GroupNormOptions): Tensor {
  * b = conv_b(zq) [N or 1, C, h, w] given at zq's resolution (or at x's) and
  * read nearest-upsampled to x's H×W, so no upsampled copy is made. Nearest
  * is torch's: row floor(i·s) with s = h/H rounded to f32, which is
- * floor(i·h/H) for the integer ratios MoVQ uses. Optional SiLU after.
+ * floor(i·h/H) for the integer ratios MoVQ uses. Optional SiLU after. A
+ * band of an image (options.band) reads zq's rows for its own rows.
  */
 export function spatialNorm(x: Tensor, zqY: Tensor, zqB: Tensor, options: SpatialNormOptions): Tensor {
   const op = 'spatialNorm';
-  const { groups, eps, weight, bias, silu } = options;
+  const { groups, eps, weight, bias, silu, bandStats, band } = options;
   requireF32(op, { x, zqY, zqB, weight, bias });
   if (x.rank !== 4) throw new ShapeError(op, `x must be [N, C, H, W], got ${shapeString(x.shape)}`);
   checkGroups(op, x, groups, weight, bias);
+  checkBandStats(op, x, groups, bandStats);
+  if (band && !(Number.isInteger(band.firstRow) && band.firstRow >= 0 && Number.isInteger(band.height) && band.firstRow + x.shape[2] <= band.height)) {
+    throw new ShapeError(op, `band rows ${band.firstRow} + ${x.shape[2]} do not lie in an image of ${band.height} rows`);
+  }
   if (zqY.rank !== 4 || zqY.shape[1] !== x.shape[1]) throw new ShapeError(op, `zqY must be [N or 1, ${x.shape[1]}, h, w], got ${shapeString(zqY.shape)}`);
   requireShape(op, 'zqB', zqB, zqY.shape);
-  return groupNormDispatch(op, x, groups, eps, { weight, bias, modY: zqY, modB: zqB, silu });
+  return groupNormDispatch(op, x, groups, eps, { weight, bias, modY: zqY, modB: zqB, silu, bandStats, band });
 }
 
 function rowNorm(op: string, x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: number): Tensor {

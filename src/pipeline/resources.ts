@@ -10,7 +10,7 @@
 import { ResourceError, formatBytes } from '../errors.ts';
 import { detectRuntime } from '../gpu/device.ts';
 import { type MoVQConfig, downFactor, isVideoDecoder } from '../models/movq/config.ts';
-import { decodeCost } from '../models/movq/cost.ts';
+import { decodeBindingNeed, decodeCost } from '../models/movq/cost.ts';
 import { MoVQ } from '../models/movq/movq.ts';
 import { type T5Config, feedForwardKind } from '../models/t5/config.ts';
 import { type UNetConfig, downLevels, hiddenChannels } from '../models/unet/config.ts';
@@ -18,7 +18,7 @@ import { UNet } from '../models/unet/unet.ts';
 import { type Param, type WeightDType, WeightBuilder } from '../nn/weights.ts';
 import { numel, storageBytes } from '../tensor/tensor.ts';
 import { upstreamChunkFrames } from '../models/movq/chunking.ts';
-import type { FrameRate, StageName } from './generate.ts';
+import type { FrameRate } from './generate.ts';
 import type { ModelConfigs } from './weightsFolder.ts';
 
 export interface RunShape {
@@ -38,11 +38,13 @@ export interface StageEstimate {
   /** Device bytes of the activations the stage cannot do without. */
   activationBytes: number;
   /**
-   * The largest activation of one row (one frame of the batch): tensors are
-   * split across buffers along rows only, so a row must fit one binding.
+   * The largest tensor the stage must bind whole: tensors are split across
+   * buffers along rows (frames of the batch) only, so one frame of an
+   * activation must fit one binding, except in the MoVQ decoder's levels
+   * that run as bands of rows, where one band must.
    */
   rowBytes: number;
-  /** Where that row is, for messages. */
+  /** What that tensor is, for messages ("one frame's ... f32 activation"). */
   rowWhere: string;
   /** Host bytes the stage holds (the decoded frames). */
   hostBytes: number;
@@ -68,7 +70,7 @@ function textStage(t5: T5Config, unet: UNetConfig, dtype: WeightDType): StageEst
     weightBytes: t5.vocab_size * t5.d_model * 4 + 2 * block + projection,
     activationBytes: 4 * tokens * Math.max(t5.d_model, t5.d_ff, inner) * 3,
     rowBytes,
-    rowWhere: `T5 block [128, ${Math.max(t5.d_model, t5.d_ff, inner)}]`,
+    rowWhere: `one prompt's T5 block [128, ${Math.max(t5.d_model, t5.d_ff, inner)}] f32 activation`,
     hostBytes: 0,
   };
 }
@@ -77,7 +79,7 @@ function textStage(t5: T5Config, unet: UNetConfig, dtype: WeightDType): StageEst
 export function unetStage(stage: string, c: UNetConfig, rows: number, h: number, w: number, dtype: WeightDType): StageEstimate {
   const hidden = hiddenChannels(c);
   let rowBytes = 4 * c.num_channels * h * w;
-  let rowWhere = `input [${c.num_channels}, ${h}, ${w}]`;
+  let rowWhere = `one frame's input [${c.num_channels}, ${h}, ${w}] f32 activation`;
   let skips = rowBytes;
   downLevels(c).forEach((level, l) => {
     const lh = Math.ceil(h / 2 ** l);
@@ -88,7 +90,7 @@ export function unetStage(stage: string, c: UNetConfig, rows: number, h: number,
     const bytes = 4 * widest * lh * lw;
     if (bytes > rowBytes) {
       rowBytes = bytes;
-      rowWhere = `down level ${l} [${widest}, ${lh}, ${lw}]`;
+      rowWhere = `one frame's down level ${l} [${widest}, ${lh}, ${lw}] f32 activation`;
     }
     skips += 4 * hidden[l + 1] * lh * lw * level.numBlocks;
   });
@@ -103,17 +105,27 @@ export function unetStage(stage: string, c: UNetConfig, rows: number, h: number,
   };
 }
 
+/**
+ * The MoVQ decode of `frames` latent frames of h × w. Its levels past a
+ * binding run as bands of rows, so the binding it needs is the largest of
+ * its levels with attention (whole) and of one band of one row and its halo
+ * (decodeBindingNeed): for the temporal decoder, of a whole chunk, which
+ * every band holds. Its activations are the same bytes banded or not: the
+ * bands of one activation together are the activation.
+ */
 export function decodeStage(c: MoVQConfig, frames: number, h: number, w: number, run: Pick<RunShape, 'width' | 'height' | 'dtype' | 'decodeChunkFrames'>): StageEstimate {
   const cost = decodeCost(c, 1, h, w);
-  const chunk = Math.min(frames, run.decodeChunkFrames ?? (isVideoDecoder(c) ? upstreamChunkFrames(frames) : 1));
+  const video = isVideoDecoder(c);
+  const chunk = Math.min(frames, run.decodeChunkFrames ?? (video ? upstreamChunkFrames(frames) : 1));
+  const need = decodeBindingNeed(c, video ? chunk : 1, h, w);
   // Frames are read back as planar f32 per chunk and kept as 8-bit RGB.
   const pixels = run.width * run.height;
   return {
     stage: 'decode',
     weightBytes: weightBytes(new MoVQ(c, { encoder: false }).params(), run.dtype),
     activationBytes: chunk * 2 * cost.maxFrameBytes,
-    rowBytes: cost.maxFrameBytes,
-    rowWhere: cost.maxFrameWhere,
+    rowBytes: need.bytes,
+    rowWhere: `${video && chunk > 1 ? `the ${chunk}-frame chunk's` : "one frame's"} ${need.where}`,
     hostBytes: frames * 3 * pixels + chunk * 4 * 3 * pixels,
   };
 }
@@ -163,7 +175,7 @@ export function checkResources(stages: readonly StageEstimate[], limits: Resourc
     const rowLimit = Math.min(limits.maxBinding, limits.maxBuffer);
     if (s.rowBytes > rowLimit) {
       const which = limits.maxBinding <= limits.maxBuffer ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
-      throw new ResourceError(`${describe}: ${s.stage}: one frame's ${s.rowWhere} f32 activation`, s.rowBytes, rowLimit, `the adapter's ${which}; try a smaller --size`);
+      throw new ResourceError(`${describe}: ${s.stage}: ${s.rowWhere}`, s.rowBytes, rowLimit, `the adapter's ${which}; try a smaller --size`);
     }
     const device = s.weightBytes + s.activationBytes;
     if (limits.deviceBytes !== undefined && device + s.hostBytes > limits.deviceBytes) {

@@ -1,7 +1,8 @@
 // MoVQ beyond the parity cases: config validation, loading (torch .pt equals
 // safetensors, strict errors, f16 storage), chunked and batched decoding,
-// the device-limit check, no leaks, and the flicker of the chunk modes at
-// chunk borders (printed, and 'overlap' must beat 'upstream' there).
+// the device-limit check, decoding levels past a binding as bands of rows
+// (equal to the unbanded decode), no leaks, and the flicker of the chunk
+// modes at chunk borders (printed, and 'overlap' must beat 'upstream' there).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLimitError, FormatError, WeightError } from '../../src/errors.ts';
@@ -12,14 +13,17 @@ import { openSafetensorsFile } from '../../src/io/safetensors.ts';
 import { singleHeadAttention, singleHeadTemporalAttention } from '../../src/models/movq/blocks.ts';
 import { overlapWindows, splitFrames, upstreamChunkFrames } from '../../src/models/movq/chunking.ts';
 import { IMAGE_MOVQ, type MoVQConfig, VIDEO_MOVQ, parseMoVQConfig } from '../../src/models/movq/config.ts';
-import { decodeCost } from '../../src/models/movq/cost.ts';
+import { decodeBands } from '../../src/models/movq/bands.ts';
+import { decodeBindingNeed, decodeCost } from '../../src/models/movq/cost.ts';
 import { MoVQ } from '../../src/models/movq/movq.ts';
+import { randomParamValues } from '../../src/nn/init.ts';
 import type { WeightDType } from '../../src/nn/weights.ts';
+import { formatParity, runParity } from '../../src/parity/run.ts';
 import { slice } from '../../src/ops/layout.ts';
 import { tidy } from '../../src/tensor/scope.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { fixturePath } from '../fixtures.ts';
-import { maxAbs, maxAbsDiff, randomArray, testGpu } from '../helpers.ts';
+import { maxAbs, maxAbsDiff, randomArray, testGpu, withBindingLimit } from '../helpers.ts';
 
 const caseDir = (name: string) => fixturePath(`parity/${name}`);
 const TINY = {
@@ -317,22 +321,116 @@ describe('MoVQ model', { timeout: 600_000 }, () => {
     model.release();
   });
 
-  it('a frame whose activation exceeds one storage binding is refused up front, naming its size', () => {
-    const image = new MoVQ(IMAGE_MOVQ, { encoder: false });
+  it('levels past one storage binding are planned as bands of rows; a level with attention past it is refused up front', async () => {
+    const lavapipe = 128 * 2 ** 20;
     // 512×512 output: level 1's upsample output is 512 × 512 × 512 × 4 B = 512 MiB.
-    const cost = decodeCost(IMAGE_MOVQ, 1, 64, 64);
-    expect(cost.maxFrameBytes).toBe(512 * 1024 * 1024);
-    const big = Tensor.empty(gpu, [1, 4, 64, 64]);
-    if (cost.maxFrameBytes > gpu.maxBinding) {
-      expect(() => image.decode(big)).toThrow(DeviceLimitError);
-      expect(() => image.decode(big)).toThrow(/decoder\.up\.1\.upsample \[512, 512, 512\] f32, is 512\.0 MiB/);
-    }
-    // The temporal decoder holds a whole chunk: 5 frames of 256×256 need 5 × 128 MiB.
+    expect(decodeCost(IMAGE_MOVQ, 1, 64, 64).maxFrameBytes).toBe(512 * 2 ** 20);
+    // Lowest resolution first: levels 3, 2 and 1 (exactly 128 MiB) whole, level 0 in 5 bands.
+    expect(decodeBands(IMAGE_MOVQ, 1, 64, 64, lavapipe)).toEqual([[64], [128], [256], [103, 103, 102, 102, 102]]);
+    // A chunk of 5 frames of the temporal decoder at 256×256: levels 1 and 0 banded.
+    expect(decodeBands(VIDEO_MOVQ, 5, 32, 32, lavapipe).map((p) => p.length)).toEqual([1, 1, 2, 6]);
+    // 2048×2048: level 3 has attention and holds [1024, 256, 256] = 256 MiB; refused before any weight is read.
+    const image = new MoVQ(IMAGE_MOVQ, { encoder: false });
     const video = new MoVQ(VIDEO_MOVQ, { encoder: false });
-    const chunk = Tensor.empty(gpu, [5, 4, 32, 32]);
-    if (5 * decodeCost(VIDEO_MOVQ, 1, 32, 32).maxFrameBytes > gpu.maxBinding) expect(() => video.decode(chunk)).toThrow(/× 5 frames is 640\.0 MiB/);
-    big.dispose();
-    chunk.dispose();
+    const huge = Tensor.empty(gpu, [1, 4, 256, 256]);
+    await withBindingLimit(gpu, lavapipe, async () => {
+      expect(() => image.decode(huge)).toThrow(DeviceLimitError);
+      expect(() => image.decode(huge)).toThrow(/decoder\.up\.3 \[1024, 256, 256\]: the level has attention, which needs it whole \(256\.0 MiB\)/);
+      expect(() => video.decode(huge)).toThrow(DeviceLimitError);
+    });
+    expect(decodeBindingNeed(IMAGE_MOVQ, 1, 256, 256)).toEqual({ bytes: 256 * 2 ** 20, where: 'decoder.up.3 [1024, 256, 256] f32 activation, whole for its attention' });
+    // At 512×512 the binding a decode needs is level 3's, which has attention: [1024, 64, 64] = 16 MiB.
+    expect(decodeBindingNeed(IMAGE_MOVQ, 1, 64, 64)).toEqual({ bytes: 16 * 2 ** 20, where: 'decoder.up.3 [1024, 64, 64] f32 activation, whole for its attention' });
+    // Where the top level dominates: a band of one row and two halo rows each side, 5 rows of [32, 96] f32.
+    expect(decodeBindingNeed(parseMoVQConfig({ ...TINY, ch_mult: [1, 1] }), 1, 5, 48)).toEqual({ bytes: 5 * 12 * 1024, where: 'decoder.up.0 [32, 10, 96] f32 activation, in bands of one row and 2 halo rows each side' });
+    huge.dispose();
+  });
+});
+
+/** A decoder-only MoVQ with deterministic random weights (nn/init.ts), none larger than 110 KiB here. */
+function randomMoVQ(gpu: Gpu, config: MoVQConfig): MoVQ {
+  const model = new MoVQ(config, { encoder: false });
+  for (const p of model.params()) p.set(Tensor.from(gpu, randomParamValues(p, 5), p.shape, 'f32', { persistent: true }));
+  return model;
+}
+
+// Banded decodes against the same decode unbanded. Only the norms compute
+// differently (each band's moments merged with Chan's formula instead of one
+// workgroup's partials: f32 rounding in another order, ~1e-7 relative); the
+// convs compute every output pixel from the same inputs in the same order.
+// Through the decoder's norms and convs that measured ≤ 4e-7 of max|out|
+// (3 ulps at |out| ~ 2); a wrong halo row, band offset or statistic moves
+// outputs by O(1) (a conv without its halo rows: 1.9 at max|out| 2.3).
+const BANDED_RTOL = 3e-6;
+
+describe('banded decode: levels past a binding as bands of rows equal the unbanded decode', { timeout: 600_000 }, () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+
+  async function compare(model: MoVQ, latent: Tensor, limit: number, plan: number[][]): Promise<void> {
+    const [n, , h, w] = latent.shape;
+    // The image decoder decodes a banded frame alone; the temporal decoder the whole video in each band.
+    const frames = model.isVideo ? n : 1;
+    expect(decodeBands(model.config, frames, h, w, limit)).toEqual(plan);
+    const whole = await readOut(tidy(() => model.decode(latent)));
+    const before = gpu.pool.stats().liveBytes;
+    const banded = await withBindingLimit(gpu, limit, async () => {
+      expect(frames * decodeCost(model.config, 1, h, w).maxFrameBytes).toBeGreaterThan(limit);
+      return readOut(tidy(() => model.decode(latent)));
+    });
+    expect(gpu.pool.stats().liveBytes).toBe(before);
+    const err = maxAbsDiff(banded, whole);
+    expect(err, `bands ${JSON.stringify(plan)}: max error ${err}, max |out| ${maxAbs(whole)}`).toBeLessThanOrEqual(BANDED_RTOL * maxAbs(whole));
+  }
+
+  // Two levels of 32 channels, attention at the lower; a latent 5 × 48 makes
+  // level 0 [32, 10, 96]: 12 KiB a row, 120 KiB whole.
+  const image = parseMoVQConfig({ ...TINY, ch_mult: [1, 1] });
+
+  it('image decoder: one-row bands, and uneven bands', async () => {
+    const model = randomMoVQ(gpu, image);
+    const latent = Tensor.from(gpu, randomArray(2 * 4 * 5 * 48, 31), [2, 4, 5, 48]);
+    // 64 KiB: 5 rows, a band of one row and two halo rows each side.
+    await compare(model, latent, 64 * 1024, [[5], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]);
+    await compare(model, latent, 96 * 1024, [[5], [4, 3, 3]]);
+    latent.dispose();
+    model.release();
+  });
+
+  it("image decoder with add_conv (SpatialNorm's 3×3 conv of zq at the image's size)", async () => {
+    const model = randomMoVQ(gpu, { ...image, add_conv: true });
+    const latent = Tensor.from(gpu, randomArray(4 * 5 * 48, 32), [1, 4, 5, 48]);
+    await compare(model, latent, 96 * 1024, [[5], [4, 3, 3]]);
+    latent.dispose();
+    model.release();
+  });
+
+  it('temporal decoder (3×3×3 temporal projections, temporal blocks and attention): the whole video in every band', async () => {
+    const video = parseMoVQConfig({ ...TINY, ch_mult: [1, 1], temporal: true, temporal_blocks: true, temporal_attention_block: true });
+    const model = randomMoVQ(gpu, video);
+    // 3 frames: level 0 [3 × 32, 10, 64] is 24 KiB a row.
+    const latent = Tensor.from(gpu, randomArray(3 * 4 * 5 * 32, 33), [3, 4, 5, 32]);
+    await compare(model, latent, 5 * 24 * 1024, [[5], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]);
+    await compare(model, latent, 8 * 24 * 1024, [[5], [4, 3, 3]]);
+    latent.dispose();
+    model.release();
+  });
+
+  it('build_3D_decoder (conv1/conv2 are Conv3d 3×3×3 over the video)', async () => {
+    const model = randomMoVQ(gpu, parseMoVQConfig({ ...TINY, ch_mult: [1, 1], build_3D_decoder: true }));
+    const latent = Tensor.from(gpu, randomArray(3 * 4 * 5 * 32, 34), [3, 4, 5, 32]);
+    await compare(model, latent, 6 * 24 * 1024, [[5], [2, 2, 2, 2, 2]]);
+    latent.dispose();
+    model.release();
+  });
+
+  it('the movq_temporal_blocks_attention parity case passes at its tolerance with level 0 in 6 bands', async () => {
+    const limit = 150 * 1024; // its largest weight, a 64-channel 3×3 kernel, is 144 KiB
+    expect(decodeBands(await caseConfig('movq_temporal_blocks_attention'), 4, 8, 10, limit)).toEqual([[8], [3, 3, 3, 3, 2, 2]]);
+    const r = await withBindingLimit(gpu, limit, () => runParity(async () => gpu, caseDir('movq_temporal_blocks_attention')));
+    expect(r.status, formatParity(r)).toBe('pass');
   });
 });
 

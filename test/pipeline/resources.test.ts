@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { unetParams } from '../../src/cli/params.ts';
 import { ResourceError } from '../../src/errors.ts';
-import { IMAGE_MOVQ } from '../../src/models/movq/config.ts';
+import { IMAGE_MOVQ, VIDEO_MOVQ } from '../../src/models/movq/config.ts';
 import { FLAN_UL2 } from '../../src/models/t5/config.ts';
 import { presetConfig } from '../../src/models/unet/config.ts';
 import { generateVideo } from '../../src/pipeline/generate.ts';
-import { type ResourceLimits, type RunShape, checkResources, estimateRun } from '../../src/pipeline/resources.ts';
+import { type ResourceLimits, type RunShape, checkResources, decodeStage, estimateRun } from '../../src/pipeline/resources.ts';
 
 const released = { keyframe: presetConfig('keyframe'), interpolation: presetConfig('interpolation'), movq: IMAGE_MOVQ };
 const run = (o: Partial<RunShape> = {}) => estimateRun(released, FLAN_UL2, { width: 512, height: 512, fps: 'medium', dtype: 'f16', ...o });
@@ -39,9 +39,25 @@ describe('resource estimate', () => {
   it('accepts what fits and refuses what cannot, with the numbers', () => {
     expect(() => checkResources(run(), hardware, '512x512')).not.toThrow();
     expect(() => checkResources(run({ width: 256, height: 256 }), lavapipe, '256x256')).not.toThrow();
-    // The released MoVQ's last up level holds [512, 512, 512] f32 per 512x512 frame: more than
-    // lavapipe binds, which the decoder would otherwise only find after sampling.
-    expect(() => checkResources(run(), lavapipe, '512x512')).toThrow(/512x512: decode: one frame's decoder\.up\.1\.upsample \[512, 512, 512\] f32 activation needs 512\.0 MiB, 128\.0 MiB available/);
+    // The released MoVQ's top level holds [512, 512, 512] f32 per 512x512 frame, more than lavapipe
+    // binds; it decodes that level in bands of rows, and its attention level [1024, 64, 64] fits.
+    expect(() => checkResources(run(), lavapipe, '512x512')).not.toThrow();
+    expect(() => checkResources(run({ fps: 'high' }), lavapipe, '512x512')).not.toThrow();
+    const decode512 = run().at(-1)!;
+    expect([decode512.rowBytes, decode512.rowWhere]).toEqual([16 * 2 ** 20, "one frame's decoder.up.3 [1024, 64, 64] f32 activation, whole for its attention"]);
+    // Its activations are still counted whole: the bands of one activation are its bytes.
+    expect(decode512.activationBytes).toBe(2 * 512 * 2 ** 20);
+    // The temporal decoder holds its whole chunk in every band: 5 frames' attention level is 80 MiB, 10 frames' too much.
+    const video = (chunk: number) => decodeStage(VIDEO_MOVQ, 57, 64, 64, { width: 512, height: 512, dtype: 'f16', decodeChunkFrames: chunk });
+    expect(video(5).rowWhere).toBe("the 5-frame chunk's decoder.up.3 [5×1024, 64, 64] f32 activation, whole for its attention");
+    expect(() => checkResources([video(5)], lavapipe, '512x512')).not.toThrow();
+    expect(() => checkResources([video(10)], lavapipe, '512x512')).toThrow(/decode: the 10-frame chunk's decoder\.up\.3 \[10×1024, 64, 64\] f32 activation, whole for its attention needs 160\.0 MiB/);
+    // 2048x2048: the attention level alone is [1024, 256, 256] f32, 256 MiB: no banding helps.
+    const decode2048 = decodeStage(IMAGE_MOVQ, 1, 256, 256, { width: 2048, height: 2048, dtype: 'f16' });
+    expect(() => checkResources([decode2048], lavapipe, '2048x2048')).toThrow(ResourceError);
+    expect(() => checkResources([decode2048], lavapipe, '2048x2048')).toThrow(
+      /2048x2048: decode: one frame's decoder\.up\.3 \[1024, 256, 256\] f32 activation, whole for its attention needs 256\.0 MiB, 128\.0 MiB available \(the adapter's maxStorageBufferBindingSize/,
+    );
     // One frame's widest activation must fit one binding: rows are all a tensor splits into.
     expect(() => checkResources(run({ width: 8192, height: 8192 }), lavapipe, '8192x8192')).toThrow(ResourceError);
     expect(() => checkResources(run({ width: 8192, height: 8192 }), lavapipe, '8192x8192')).toThrow(

@@ -10,11 +10,12 @@ import { attention, temporalAttention } from '../../ops/attention.ts';
 import { add, affine, lerp } from '../../ops/elementwise.ts';
 import { concat, mean, permute, resizeNearest, slice, softmax, upsampleNearest2x } from '../../ops/layout.ts';
 import { matmul } from '../../ops/matmul.ts';
-import { groupNorm, spatialNorm } from '../../ops/norm.ts';
+import { groupNorm, groupNormBandStats, spatialNorm } from '../../ops/norm.ts';
 import { Conv2d, Conv3d, GroupNorm, PointwiseConv } from '../../nn/layers.ts';
 import type { Param, WeightBuilder } from '../../nn/weights.ts';
 import { tidy } from '../../tensor/scope.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
+import { type Bands, bandRows, mapBands, nextBands, remapBands, zipBands } from './bands.ts';
 import { MOVQ_EPS, MOVQ_GROUPS, type Triple } from './config.ts';
 
 /** Replaces t by f(t) and disposes t: keeps one activation alive instead of two. */
@@ -75,6 +76,35 @@ export class SpatialNorm {
       });
     });
   }
+
+  /** The norm of an image held as bands (bands.ts): statistics of the whole image, then each band normalised with them. */
+  forwardBands(x: Bands, zq: Tensor | null, silu = false): Bands {
+    return tidy(() => {
+      const norm = {
+        groups: MOVQ_GROUPS,
+        eps: MOVQ_EPS,
+        weight: this.norm_layer.weight!.t,
+        bias: this.norm_layer.bias!.t,
+        silu,
+        bandStats: groupNormBandStats(x, MOVQ_GROUPS),
+      };
+      if (zq === null) return mapBands(x, (band) => groupNorm(band, norm));
+      if (!this.conv_y || !this.conv_b) throw new ShapeError('SpatialNorm', 'this norm was built without zq (encoder norm) but was given one');
+      const height = bandRows(x).reduce((a, b) => a + b, 0);
+      if (!this.conv) {
+        const y = this.conv_y.forward(zq);
+        const b = this.conv_b.forward(zq);
+        return mapBands(x, (band, firstRow) => spatialNorm(band, y, b, { ...norm, band: { firstRow, height } }));
+      }
+      // add_conv: the 3×3 conv of zq resized to the image (z channels: a
+      // small tensor) runs whole; the 1×1 conv_y / conv_b on each band's rows.
+      const z = this.conv.forward(resizeNearest(zq, height, x[0].shape[3]));
+      return mapBands(x, (band, firstRow) => {
+        const zb = slice(z, 2, firstRow, band.shape[2]);
+        return spatialNorm(band, this.conv_y!.forward(zb), this.conv_b!.forward(zb), norm);
+      });
+    });
+  }
 }
 
 /** The temporal options a decoder ResnetBlock is built with. */
@@ -91,6 +121,13 @@ const NO_TEMPORAL: ResnetTemporalOptions = { projection: null, conv3d: false, fl
 
 /** conv1/conv2: a 2-D 3×3 conv, or (build_3D_decoder) a Conv3d 3×3×3 padding 1. */
 type ResnetConv = { kind: '2d'; conv: Conv2d } | { kind: '3d'; conv: Conv3d };
+
+/** Rows a 'same' conv reads past each output row: its padding in H. */
+export function rowHalo(conv: Conv2d | Conv3d): number {
+  if (conv instanceof Conv3d) return conv.options.padding[1];
+  const p = conv.options.padding ?? 0;
+  return typeof p === 'number' ? p : p[0];
+}
 
 function resnetConv(w: WeightBuilder, inChannels: number, outChannels: number, use3d: boolean): ResnetConv {
   return use3d
@@ -153,6 +190,30 @@ export class ResnetBlock {
   private mix(h: Tensor, proj: Conv3d | null, merge: Param | null, frames: number | null): Tensor {
     if (!proj || !merge || !frames) return h;
     return tidy(() => lerp(h, proj.forward(h, frames), merge.t));
+  }
+
+  private mixBands(h: Bands, proj: Conv3d | null, merge: Param | null, frames: number | null): Bands {
+    if (!proj || !merge || !frames) return h;
+    return tidy(() => {
+      const p = remapBands(h, bandRows(h), 1, rowHalo(proj), (w) => proj.forward(w, frames));
+      return zipBands(h, p, (a, b) => lerp(a, b, merge.t));
+    });
+  }
+
+  /** forward on an image held as bands (bands.ts). */
+  forwardBands(x: Bands, ctx: DecodeContext): Bands {
+    // The convs' inputs are the norms' outputs, read by nothing else.
+    const conv = (c: ResnetConv) => (h: Bands) => remapBands(h, bandRows(h), 1, rowHalo(c.conv), (w) => this.conv(c, w, ctx.frames), { freeInput: true });
+    return tidy(() => {
+      let h = this.norm1.forwardBands(x, ctx.zq, true);
+      h = nextBands(h, conv(this.conv1));
+      h = nextBands(h, (h) => this.mixBands(h, this.temporal_projection1, this.temporal_merge1, ctx.frames));
+      h = nextBands(h, (h) => this.norm2.forwardBands(h, ctx.zq, true));
+      h = nextBands(h, conv(this.conv2));
+      h = nextBands(h, (h) => this.mixBands(h, this.temporal_projection2, this.temporal_merge2, ctx.frames));
+      const shortcut = this.nin_shortcut;
+      return nextBands(h, (h) => zipBands(x, h, (xb, hb) => add(shortcut ? shortcut.forward(xb) : xb, hb)));
+    });
   }
 
   forward(x: Tensor, ctx: DecodeContext): Tensor {
@@ -315,6 +376,17 @@ export class TemporalResnetBlock {
       return next(h, (h) => add(x, h));
     });
   }
+
+  /** forward on an image held as bands: its convs mix frames only, so each band is its own. */
+  forwardBands(x: Bands, zq: Tensor | null, frames: number): Bands {
+    return tidy(() => {
+      let h = this.norm1.forwardBands(x, zq, true);
+      h = nextBands(h, (h) => mapBands(h, (b) => this.conv1.forward(b, frames)));
+      h = nextBands(h, (h) => this.norm2.forwardBands(h, zq, true));
+      h = nextBands(h, (h) => mapBands(h, (b) => this.conv2.forward(b, frames)));
+      return nextBands(h, (h) => zipBands(x, h, add));
+    });
+  }
 }
 
 /** Nearest 2× then (resamp_with_conv) a 3×3 conv. */
@@ -329,6 +401,15 @@ export class Upsample {
       const up = upsampleNearest2x(x);
       return this.conv ? next(up, (u) => this.conv!.forward(u)) : up;
     });
+  }
+
+  /**
+   * Into bands of the upsampled image with rows `outRows`, each made from
+   * the input rows under it (and the conv's halo): the whole upsampled
+   * image, 4× the input, never exists at once.
+   */
+  forwardBands(x: Bands, outRows: readonly number[], options: { freeInput?: boolean } = {}): Bands {
+    return remapBands(x, outRows, 2, this.conv ? rowHalo(this.conv) : 0, (w) => this.forward(w), options);
   }
 }
 

@@ -161,3 +161,60 @@ export function encodeCost(c: MoVQConfig, frames: number, h: number, w: number):
   t.conv(zOut, c.z_channels, 1, r.h, r.w, 'quant_conv');
   return t;
 }
+
+/** One decoder level's activations, for banding (see bands.ts). */
+export interface LevelBands {
+  /** Level index (0 = highest resolution) and its size. */
+  level: number;
+  height: number;
+  width: number;
+  /** Bytes of one row of the level's widest activation, all frames (channels rounded up to 4: the conv's channels-last copy). */
+  rowBytes: number;
+  /**
+   * Rows past a band's edge that its largest window holds on each side: a
+   * conv's halo, plus one where the upsample into the level rounds its
+   * window out to whole input rows.
+   */
+  halo: number;
+  /** Attention (or the mid block, which has it) runs here: never banded. */
+  whole: boolean;
+  where: string;
+}
+
+/** The decoder levels of decode(quant [frames, z, h, w]), lowest resolution first (the order they run in). */
+export function decoderLevels(c: MoVQConfig, frames: number, h: number, w: number): LevelBands[] {
+  const levels = c.ch_mult.length;
+  // The 3×3 convs (and 3×3×3, build_3D_decoder) read one row on each side; the temporal projection its padding.
+  const convHalo = Math.max(1, c.temporal ? c.temporal_conv_padding[1] : 0);
+  const lowest = Math.floor(c.resolution / 2 ** (levels - 1));
+  const out: LevelBands[] = [];
+  for (let i = levels - 1; i >= 0; i--) {
+    const scale = 2 ** (levels - 1 - i);
+    // The level's blocks' outputs, and its input: the upsample output of the level below (or the mid block's).
+    const channels = Math.max(levelChannels(c, i), levelChannels(c, Math.min(i + 1, levels - 1)), i === 0 ? c.out_ch : 0);
+    const width = w * scale;
+    out.push({
+      level: i,
+      height: h * scale,
+      width,
+      rowBytes: 4 * frames * 4 * Math.ceil(channels / 4) * width,
+      halo: convHalo + (i < levels - 1 ? 1 : 0),
+      whole: i === levels - 1 || c.attn_resolutions.includes(lowest * scale),
+      where: `decoder.up.${i} [${frames > 1 ? `${frames}×` : ''}${channels}, ${h * scale}, ${width}]`,
+    });
+  }
+  return out;
+}
+
+/**
+ * The smallest storage binding a decode runs in: the levels with attention
+ * whole, the others as bands of one row plus their halo.
+ */
+export function decodeBindingNeed(c: MoVQConfig, frames: number, h: number, w: number): { bytes: number; where: string } {
+  let need = { bytes: 0, where: '' };
+  for (const l of decoderLevels(c, frames, h, w)) {
+    const bytes = l.whole ? l.height * l.rowBytes : Math.min(l.height, 1 + 2 * l.halo) * l.rowBytes;
+    if (bytes > need.bytes) need = { bytes, where: `${l.where} f32 activation, ${l.whole ? 'whole for its attention' : `in bands of one row and ${l.halo} halo rows each side`}` };
+  }
+  return need;
+}

@@ -9,7 +9,8 @@ import { Conv2d } from '../../nn/layers.ts';
 import type { WeightBuilder } from '../../nn/weights.ts';
 import { tidy } from '../../tensor/scope.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
-import { AttnBlock, type DecodeContext, ResnetBlock, type ResnetTemporalOptions, SpatialNorm, TemporalAttnBlock, TemporalResnetBlock, Upsample, next } from './blocks.ts';
+import { AttnBlock, type DecodeContext, ResnetBlock, type ResnetTemporalOptions, SpatialNorm, TemporalAttnBlock, TemporalResnetBlock, Upsample, next, rowHalo } from './blocks.ts';
+import { type Bands, bandRows, decodeBands, joinBands, nextBands, remapBands } from './bands.ts';
 import { type MoVQConfig, isVideoDecoder, levelChannels } from './config.ts';
 
 interface UpLevel {
@@ -99,13 +100,18 @@ export class Decoder {
    * z = post_quant_conv(quant), zq = quant, both [N, z, h, w]. Image decoder:
    * N independent frames. Temporal decoder: ONE video of T = N frames (the
    * 3×3×3 convs zero-pad at its ends, temporal attention spans it, and quirk
-   * 1's frame 0 is its first frame).
+   * 1's frame 0 is its first frame). Levels whose activations exceed one
+   * storage binding run as bands of rows (bands.ts, decodeBands).
    */
   forward(z: Tensor, zq: Tensor): Tensor {
     const ctx: DecodeContext = { zq, frames: this.isVideo ? z.shape[0] : null };
     const t = ctx.frames ?? 0;
     // Quirk 1 (see AttnBlock) only in the temporal decoder.
     const q0 = this.isVideo;
+    const [n, , height, width] = z.shape;
+    // Band rows of each level, lowest resolution first; checked before anything runs.
+    const plans = decodeBands(this.config, n, height, width, z.gpu.maxBinding);
+    const rowsOf = (level: number) => plans[this.up.length - 1 - level];
     return tidy(() => {
       let h = this.conv_in.forward(z);
       const m = this.mid;
@@ -116,21 +122,36 @@ export class Decoder {
       if (m.temporal_block_1) h = next(h, (h) => m.temporal_block_1!.forward(h, zq, t));
       h = next(h, (h) => m.block_2.forward(h, ctx));
       if (m.temporal_block_2) h = next(h, (h) => m.temporal_block_2!.forward(h, zq, t));
+      // One band: the whole activation, run by the ops as they stand.
+      let hb: Bands = [h];
+      const step = (whole: (h: Tensor) => Tensor, banded: (h: Bands) => Bands) => {
+        hb = nextBands(hb, (hb) => (hb.length === 1 ? [whole(hb[0])] : banded(hb)));
+      };
+      const attend = (f: (h: Tensor) => Tensor) => {
+        // decodeBands keeps levels with attention whole.
+        hb = nextBands(hb, ([h]) => [f(h)]);
+      };
       for (let i = this.up.length - 1; i >= 0; i--) {
         const level = this.up[i];
         // per block: block[i], temporal_block[i], attn[i], temporal_attn[i]; then upsample
         level.block.forEach((block, b) => {
-          h = next(h, (h) => block.forward(h, ctx));
-          if (level.temporal_block.length) h = next(h, (h) => level.temporal_block[b].forward(h, zq, t));
+          step((h) => block.forward(h, ctx), (h) => block.forwardBands(h, ctx));
+          const tb = level.temporal_block[b];
+          if (tb) step((h) => tb.forward(h, zq, t), (h) => tb.forwardBands(h, zq, t));
           if (level.attn.length) {
-            h = next(h, (h) => level.attn[b].forward(h, zq, q0));
-            if (level.temporal_attn.length) h = next(h, (h) => level.temporal_attn[b].forward(h, t));
+            attend((h) => level.attn[b].forward(h, zq, q0));
+            if (level.temporal_attn.length) attend((h) => level.temporal_attn[b].forward(h, t));
           }
         });
-        if (level.upsample) h = next(h, (h) => level.upsample!.forward(h));
+        const up = level.upsample;
+        if (up) {
+          const rows = rowsOf(i - 1);
+          hb = nextBands(hb, (hb) => (hb.length === 1 && rows.length === 1 ? [up.forward(hb[0])] : up.forwardBands(hb, rows, { freeInput: true })));
+        }
       }
-      h = next(h, (h) => this.norm_out.forward(h, zq, true));
-      return next(h, (h) => this.conv_out.forward(h));
+      step((h) => this.norm_out.forward(h, zq, true), (h) => this.norm_out.forwardBands(h, zq, true));
+      step((h) => this.conv_out.forward(h), (h) => remapBands(h, bandRows(h), 1, rowHalo(this.conv_out), (w) => this.conv_out.forward(w), { freeInput: true }));
+      return joinBands(hb);
     });
   }
 }

@@ -3,14 +3,15 @@
 // checkpoints strictly, so they hold no `quantize.*` keys; `encode` returns
 // the continuous latent (encoder + quant_conv), as upstream's encode does.
 //
-// Memory: the ops bind every activation whole, so the largest activation of a
-// call must fit one storage binding (maxStorageBufferBindingSize, 128 MiB on
-// lavapipe). The image decoder's frames are independent, so it decodes as
-// many frames at a time as fit (one, at 256×256 with the real config: the
-// level-1 upsample output is 512×256×256×4 B = 128 MiB); the temporal decoder
-// needs a whole chunk at once. Both check this before recording anything and
-// throw DeviceLimitError naming the activation and its size, so the caller
-// can decode tiles instead. Long videos stream through decodeVideo.
+// Memory: the ops bind every activation whole, and a tensor splits across
+// buffers only along dim 0, so one frame's activation must fit one storage
+// binding (maxStorageBufferBindingSize, 128 MiB on lavapipe). The encoder
+// and the image decoder run as many frames at a time as fit. Decoder levels
+// past a binding run as bands of rows (bands.ts): the image decoder then
+// decodes one frame at a time, the temporal decoder its whole chunk in each
+// band. Both check before recording anything and throw DeviceLimitError
+// naming the activation and its size where even that cannot fit (a level
+// with attention past a binding). Long videos stream through decodeVideo.
 import { DeviceLimitError, ShapeError } from '../../errors.ts';
 import type { Gpu } from '../../gpu/gpu.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
@@ -22,6 +23,7 @@ import { keep, tidy } from '../../tensor/scope.ts';
 import { type Tensor, shapeString } from '../../tensor/tensor.ts';
 import { type ChunkMode, overlapWindows, splitFrames, upstreamChunkFrames } from './chunking.ts';
 import { type MoVQConfig, downFactor, isVideoDecoder } from './config.ts';
+import { decodeBands } from './bands.ts';
 import { type MoVQCost, decodeCost, encodeCost } from './cost.ts';
 import { Decoder } from './decoder.ts';
 import { Encoder } from './encoder.ts';
@@ -134,7 +136,7 @@ export class MoVQ {
         'maxStorageBufferBindingSize',
         cost.maxFrameBytes,
         max,
-        `${what}: one frame's largest activation, ${cost.maxFrameWhere} f32, is ${mib(cost.maxFrameBytes)} (limit ${mib(max)}); decode it in tiles`,
+        `${what}: one frame's largest activation, ${cost.maxFrameWhere} f32, is ${mib(cost.maxFrameBytes)} (limit ${mib(max)}); encode it in tiles`,
       );
     }
     return Math.max(1, Math.floor(max / cost.maxFrameBytes));
@@ -165,9 +167,21 @@ export class MoVQ {
       throw new ShapeError('MoVQ.encode', 'double_z is true: conv_out gives 2·z channels that quant_conv (z → z) cannot take (upstream fails the same way; the released configs say false)');
     }
     this.requireLatent('MoVQ.encode', x, c.in_channels);
-    const [n, , h, w] = x.shape;
+    const [, , h, w] = x.shape;
     const fit = this.framesThatFit(x.gpu, encodeCost(c, 1, h, w), `MoVQ.encode of a ${h}×${w} frame`);
     return this.batched(x, options.batchFrames ?? fit, (xb) => tidy(() => this.quant_conv!.forward(this.encoder!.forward(xb))));
+  }
+
+  /**
+   * Image decoder: frames per call, as many as fit one storage binding
+   * whole, else one (its high-resolution levels banded). Throws
+   * DeviceLimitError when not even that fits.
+   */
+  private decodeFramesThatFit(gpu: Gpu, h: number, w: number): number {
+    const cost = decodeCost(this.config, 1, h, w);
+    if (cost.maxFrameBytes <= gpu.maxBinding) return Math.floor(gpu.maxBinding / cost.maxFrameBytes);
+    decodeBands(this.config, 1, h, w, gpu.maxBinding);
+    return 1;
   }
 
   /**
@@ -184,23 +198,9 @@ export class MoVQ {
     const f = downFactor(c);
     this.requireOutputFits(quant.gpu, [n, c.out_ch, h * f, w * f], 'MoVQ.decode');
     const run = (q: Tensor) => tidy(() => this.decoder!.forward(this.post_quant_conv!.forward(q), q));
-    const cost = decodeCost(c, 1, h, w);
-    if (!this.isVideo) return this.batched(quant, options.batchFrames ?? this.framesThatFit(quant.gpu, cost, `MoVQ.decode of a ${h}×${w} latent frame`), run);
-    this.checkVideoFits(quant.gpu, cost, n, h, w);
+    if (!this.isVideo) return this.batched(quant, options.batchFrames ?? this.decodeFramesThatFit(quant.gpu, h, w), run);
+    decodeBands(c, n, h, w, quant.gpu.maxBinding);
     return run(quant);
-  }
-
-  /** The temporal decoder holds a whole video: n frames of every activation in one binding. */
-  private checkVideoFits(gpu: Gpu, cost: MoVQCost, n: number, h: number, w: number): void {
-    const fit = this.framesThatFit(gpu, cost, `MoVQ temporal decode of a ${h}×${w} latent frame`);
-    if (n > fit) {
-      throw new DeviceLimitError(
-        'maxStorageBufferBindingSize',
-        n * cost.maxFrameBytes,
-        gpu.maxBinding,
-        `MoVQ temporal decode of ${n} frames at ${h}×${w} latent: ${cost.maxFrameWhere} × ${n} frames is ${mib(n * cost.maxFrameBytes)} in one activation (at most ${fit} frames fit); use smaller chunks or tiles`,
-      );
-    }
   }
 
   /**
@@ -214,8 +214,7 @@ export class MoVQ {
     this.requireLatent('MoVQ.decodeVideo', latents, c.z_channels);
     const [n, , h, w] = latents.shape;
     if (n === 0) return;
-    const cost = decodeCost(c, 1, h, w);
-    const size = options.chunkFrames ?? (this.isVideo ? upstreamChunkFrames(n) : Math.min(n, this.framesThatFit(latents.gpu, cost, `MoVQ.decodeVideo of a ${h}×${w} latent frame`)));
+    const size = options.chunkFrames ?? (this.isVideo ? upstreamChunkFrames(n) : Math.min(n, this.decodeFramesThatFit(latents.gpu, h, w)));
     if (!Number.isInteger(size) || size < 1) throw new ShapeError('MoVQ.decodeVideo', `chunkFrames must be an integer >= 1, got ${size}`);
     const emit = async (frames: Tensor, first: number) => {
       try {
@@ -231,7 +230,7 @@ export class MoVQ {
       return;
     }
     if (options.mode !== 'overlap') throw new ShapeError('MoVQ.decodeVideo', `mode must be 'upstream' or 'overlap', got '${String(options.mode)}'`);
-    this.checkVideoFits(latents.gpu, cost, Math.min(n, size), h, w);
+    decodeBands(c, Math.min(n, size), h, w, latents.gpu.maxBinding);
     await this.decodeOverlapped(n, size, options.overlap ?? Math.min(2, size - 1), piece, emit);
   }
 

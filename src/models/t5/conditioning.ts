@@ -48,13 +48,11 @@ export class KandinskyProjection {
   readonly linear: Param;
   readonly normWeight: Param;
   readonly normBias: Param;
-  private readonly builder: WeightBuilder;
 
   constructor(
     readonly options: ProjectionOptions,
     builder = new WeightBuilder(),
   ) {
-    this.builder = builder;
     const t5 = builder.pp('t5');
     this.linear = t5.pp('0').param('weight', [options.contextDim, options.inDim]);
     this.normWeight = t5.pp('1').param('weight', [options.contextDim]);
