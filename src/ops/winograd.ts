@@ -29,8 +29,13 @@ export function winogradApplies(g: ConvGeometry): boolean {
 const padTo = (n: number, m: number): number => Math.ceil(n / m) * m;
 
 /** Bytes of the transformed kernel: it must fit one binding. */
-function kernelBytes(g: ConvGeometry): number {
+function kernelBytes(g: Pick<ConvGeometry, 'inChannels' | 'outChannels'>): number {
   return 16 * padTo(g.inChannels, 4) * padTo(g.outChannels, 8) * 4;
+}
+
+/** Device bytes a Winograd conv of up to `channels` in and out holds while it runs: U, and one chunk each of V and M. */
+export function winogradWorkingBytes(channels: number): number {
+  return kernelBytes({ inChannels: channels, outChannels: channels }) + 2 * WINOGRAD_CHUNK_BYTES;
 }
 
 /**

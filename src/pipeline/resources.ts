@@ -14,6 +14,7 @@ import { decodeBindingNeed, decodeCost } from '../models/movq/cost.ts';
 import { MoVQ } from '../models/movq/movq.ts';
 import { type T5Config, feedForwardKind } from '../models/t5/config.ts';
 import { type UNetConfig, downLevels, hiddenChannels } from '../models/unet/config.ts';
+import { winogradWorkingBytes } from '../ops/winograd.ts';
 import { UNet } from '../models/unet/unet.ts';
 import { type Param, type WeightDType, WeightBuilder } from '../nn/weights.ts';
 import { numel, storageBytes } from '../tensor/tensor.ts';
@@ -81,9 +82,12 @@ export function unetStage(stage: string, c: UNetConfig, rows: number, h: number,
   let rowBytes = 4 * c.num_channels * h * w;
   let rowWhere = `one frame's input [${c.num_channels}, ${h}, ${w}] f32 activation`;
   let skips = rowBytes;
+  let winograd = 0;
   downLevels(c).forEach((level, l) => {
     const lh = Math.ceil(h / 2 ** l);
     const lw = Math.ceil(w / 2 ** l);
+    // winogradPays' rule: enough pixels in the batch (channels are 128+ in the released models).
+    if (rows * lh * lw >= 4096) winograd = Math.max(winograd, winogradWorkingBytes(hidden[l + 1]));
     const attention = level.selfAttention || level.crossAttention;
     // Attention blocks widen the channels by expansion_ratio in their feed-forward.
     const widest = attention ? hidden[l + 1] * c.expansion_ratio : hidden[l + 1];
@@ -97,8 +101,9 @@ export function unetStage(stage: string, c: UNetConfig, rows: number, h: number,
   return {
     stage,
     weightBytes: weightBytes(new UNet(new WeightBuilder(), c).params(), dtype),
-    // The skips of every block, and the widest tensor in and out of the op making it.
-    activationBytes: rows * (skips + 2 * rowBytes),
+    // The skips of every block, the widest tensor in and out of the op making
+    // it, and a Winograd conv's working memory at the widest level.
+    activationBytes: rows * (skips + 2 * rowBytes) + winograd,
     rowBytes,
     rowWhere,
     hostBytes: 0,
@@ -123,7 +128,7 @@ export function decodeStage(c: MoVQConfig, frames: number, h: number, w: number,
   return {
     stage: 'decode',
     weightBytes: weightBytes(new MoVQ(c, { encoder: false }).params(), run.dtype),
-    activationBytes: chunk * 2 * cost.maxFrameBytes,
+    activationBytes: chunk * 2 * cost.maxFrameBytes + winogradWorkingBytes(c.ch * Math.max(...c.ch_mult)),
     rowBytes: need.bytes,
     rowWhere: `${video && chunk > 1 ? `the ${chunk}-frame chunk's` : "one frame's"} ${need.where}`,
     hostBytes: frames * 3 * pixels + chunk * 4 * 3 * pixels,
