@@ -553,8 +553,8 @@ struct WinogradParams {
 // M, the GEMMs' result (output entry).
 @group(0) @binding(7) var<storage, read> wino_m: array<vec4<f32>>;
 
-// Workgroup (z, c): invocation i transforms output channels 4q..4q+3 of input
-// channel c, q = z·WG + i.
+// Workgroup (x, c): invocation i transforms output channels 4q..4q+3 of input
+// channel c (zeros past in_c), q = x·WG + i.
 @compute @workgroup_size(WG)
 fn winograd_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let q = wid.x * WG + li;

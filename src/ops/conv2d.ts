@@ -5,6 +5,7 @@
 // when their weights load (packConvWeight / packConvTransposeWeight), and
 // pass a PackedConvWeight; a plain tensor is packed on every call (one pass
 // over the weights: a third of the 1536-channel 3×3 conv's time on 8×8).
+// Large 3×3 convs go to Winograd F(2×2, 3×3) instead (./winograd.ts).
 import { DeviceLimitError, ShapeError } from '../errors.ts';
 import type { BufferRange, Gpu, KernelCall } from '../gpu/gpu.ts';
 import { Tensor, type TensorOptions, shapeString } from '../tensor/tensor.ts';
