@@ -4,7 +4,7 @@
 // though the kernels read x twice (statistics, then output), so GB/s compares
 // with the copy peak.
 import type { Gpu } from '../src/gpu/gpu.ts';
-import { groupNorm, layerNorm, rmsNorm, spatialNorm } from '../src/ops/norm.ts';
+import { groupNorm, groupParams, layerNorm, rmsNorm, spatialNorm } from '../src/ops/norm.ts';
 import { Tensor, numel } from '../src/tensor/tensor.ts';
 import { flatGrid } from '../src/ops/grid.ts';
 import type { BenchCase, BenchRun } from './harness.ts';
@@ -28,7 +28,7 @@ function naive(x: Tensor, rows: number, channels: number, groups: number, hw: nu
     x.gpu.dispatch(
       { kernel: 'norm', entry: 'naive_norm', overrides: { WG: NAIVE_WG, RMS: bias === undefined } },
       {
-        gn: { samples: rows, first_sample: 0, channels, groups, hw, eps: 1e-5, ss_stride: 0, width: 1, zq_height: 1, zq_width: 1, scale_h: 1, scale_w: 1, zq_stride: 0, row0: 0, band: 0, bands: 1 },
+        gn: groupParams({ samples: rows, channels, groups, hw, eps: 1e-5 }),
         x: x.binding(),
         weight: weight.binding(),
         bias: (bias ?? weight).binding(),

@@ -26,6 +26,16 @@ export class Linear {
   forward(x: Tensor): Tensor {
     return linear(x, this.weight.t, this.bias?.t);
   }
+
+  /** Token-major x (N, H·W, in) → channel-major (N, out, H, W). */
+  forwardChannelMajor(x: Tensor, height: number, width: number): Tensor {
+    return tokensToChannelMajor(x, this.weight.t, this.bias?.t, height, width);
+  }
+}
+
+/** Token-major x (N, H·W, in) times weight [out, in] (+ bias) → (N, out, H, W), written transposed by the GEMM: no permuted copy. */
+function tokensToChannelMajor(x: Tensor, weight: Tensor, bias: Tensor | undefined, height: number, width: number): Tensor {
+  return tidy(() => matmul(x, weight, { transposeB: true, transposeOut: true, bias }).reshape([x.shape[0], weight.shape[0], height, width]));
 }
 
 /**
@@ -70,9 +80,9 @@ export class PointwiseConv {
     return tidy(() => linear(x, this.matrix(), this.bias?.t));
   }
 
-  /** Token-major x (N, H·W, C) → (N, O, H, W), written transposed by the GEMM. */
+  /** Token-major x (N, H·W, C) → (N, O, H, W). */
   tokensToChannelMajor(x: Tensor, height: number, width: number): Tensor {
-    return tidy(() => matmul(x, this.matrix(), { transposeB: true, transposeOut: true, bias: this.bias?.t }).reshape([x.shape[0], this.o.outChannels, height, width]));
+    return tokensToChannelMajor(x, this.matrix(), this.bias?.t, height, width);
   }
 
   /** x (N, C, H, W) → (N, O, H, W): read and written transposed by the GEMM, no copies. */

@@ -13,6 +13,7 @@ import { tidy } from '../tensor/scope.ts';
 import { flatGrid } from './grid.ts';
 import { concat, slice } from './layout.ts';
 import { fixedSubgroupSize, matmulAdapterInfo } from './matmul.ts';
+import { partOf, rowParts } from './parts.ts';
 import { conv2dWinograd, winogradApplies, winogradPays } from './winograd.ts';
 
 export type Padding = number | readonly [top: number, bottom: number, left: number, right: number];
@@ -265,25 +266,6 @@ function channelsLast(x: Tensor, row0: number, rows: number, channels: number, h
   return out;
 }
 
-/** Where each row of a tensor lives: its dim-0 parts (one unless larger than a binding). */
-interface Part {
-  t: Tensor;
-  first: number;
-}
-
-function splitRows(t: Tensor): Part[] {
-  let first = 0;
-  return t.parts().map((p) => {
-    const part = { t: p, first };
-    first += p.shape[0];
-    return part;
-  });
-}
-
-function partOf(parts: Part[], row: number): Part {
-  return parts.find((p) => row >= p.first && row < p.first + p.t.shape[0])!;
-}
-
 /**
  * Records the implicit-GEMM convs of x into out (created by the caller): one
  * GEMM, or several that read the same input with other weights and output
@@ -321,8 +303,8 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
   const firstNeeded = (n: number): number => Math.max(n - (n % frames), n - g.padT);
   const lastNeeded = (n: number): number => Math.min(n - (n % frames) + frames - 1, n + kt - 1 - g.padT);
   tidy(() => {
-    const xs = splitRows(x);
-    const outs = splitRows(out);
+    const xs = rowParts(x);
+    const outs = rowParts(out);
     for (let a = 0; a < g.batch; ) {
       const o = partOf(outs, a);
       let b = Math.min(g.batch, o.first + o.t.shape[0], a + maxWg);
@@ -358,20 +340,7 @@ export function dispatchConvGemm(x: Tensor, packed: Tensor, bias: Tensor | undef
               n_first: a,
               x_row0: xRow0,
               out_row0: o.first,
-              in_c: g.inChannels,
-              in_h: g.inH,
-              in_w: g.inW,
-              out_c: g.outChannels,
-              out_h: g.outH,
-              out_w: g.outW,
-              k_t: kt,
-              k_h: kh,
-              k_w: kw,
-              stride: g.stride,
-              pad_top: g.padTop,
-              pad_left: g.padLeft,
-              pad_t: g.padT,
-              frames,
+              ...geometryUniforms(g),
               w_row_quads: packed.shape[2] / 4,
               w_base: gemm.wBase,
               out_rows: gemm.place.rows,
@@ -483,6 +452,27 @@ export function convTranspose2d(x: Tensor, weight: ConvWeight, bias?: Tensor, op
 /** The naive kernel's geometry: an implicit GEMM's, without its weight packing and output placement. */
 export type NaiveConv = Omit<ConvGemm, 'op' | 'wBase' | 'place'>;
 
+/** The conv geometry's members of the conv2d.wgsl and conv3d.wgsl Params uniforms. */
+function geometryUniforms(g: NaiveConv): Record<string, number> {
+  const [kt, kh, kw] = g.kernel;
+  return {
+    in_c: g.inChannels,
+    in_h: g.inH,
+    in_w: g.inW,
+    out_c: g.outChannels,
+    out_h: g.outH,
+    out_w: g.outW,
+    k_t: kt,
+    k_h: kh,
+    k_w: kw,
+    stride: g.stride,
+    pad_top: g.padTop,
+    pad_left: g.padLeft,
+    pad_t: g.padT,
+    frames: g.frames,
+  };
+}
+
 /** The naive kernel (kernels/conv3d.wgsl): one output per invocation, PyTorch weight layout. Benchmarks' baseline. */
 export function naiveConv(x: Tensor, weight: Tensor, bias: Tensor | undefined, g: NaiveConv): Tensor {
   const out = Tensor.empty(x.gpu, [g.batch, g.outChannels, g.outH, g.outW]);
@@ -492,20 +482,7 @@ export function naiveConv(x: Tensor, weight: Tensor, bias: Tensor | undefined, g
     {
       params: {
         batch: g.batch,
-        in_c: g.inChannels,
-        in_h: g.inH,
-        in_w: g.inW,
-        out_c: g.outChannels,
-        out_h: g.outH,
-        out_w: g.outW,
-        k_t: g.kernel[0],
-        k_h: g.kernel[1],
-        k_w: g.kernel[2],
-        stride: g.stride,
-        pad_top: g.padTop,
-        pad_left: g.padLeft,
-        pad_t: g.padT,
-        frames: g.frames,
+        ...geometryUniforms(g),
         has_bias: bias ? 1 : 0,
       },
       x: x.binding(),

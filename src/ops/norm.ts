@@ -107,6 +107,31 @@ function outBinding(out: Tensor): BufferRange {
   return { ...b, size: Math.ceil(out.byteLength / 16) * 16 };
 }
 
+/** kernels/norm.wgsl's GroupParams (a type, not an interface: a uniform binding is a plain record). */
+export type GroupParams = {
+  samples: number;
+  first_sample: number;
+  channels: number;
+  groups: number;
+  hw: number;
+  eps: number;
+  ss_stride: number;
+  width: number;
+  zq_height: number;
+  zq_width: number;
+  scale_h: number;
+  scale_w: number;
+  zq_stride: number;
+  row0: number;
+  band: number;
+  bands: number;
+};
+
+/** GroupParams for samples × channels × hw in groups; the epilogue and band members default to off (one band, no zq). */
+export function groupParams(p: Pick<GroupParams, 'samples' | 'channels' | 'groups' | 'hw'> & Partial<GroupParams>): GroupParams {
+  return { first_sample: 0, eps: 0, ss_stride: 0, width: 1, zq_height: 1, zq_width: 1, scale_h: 1, scale_w: 1, zq_stride: 0, row0: 0, band: 0, bands: 1, ...p };
+}
+
 interface GroupEpilogue {
   weight?: Tensor;
   bias?: Tensor;
@@ -148,7 +173,7 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
         },
       },
       {
-        gn: {
+        gn: groupParams({
           samples: xp.shape[0],
           first_sample: firstSample,
           channels,
@@ -164,9 +189,8 @@ function groupNormDispatch(op: string, x: Tensor, groups: number, eps: number, e
           scale_w: Math.fround(zqWidth / width),
           zq_stride: zqStride,
           row0: firstRow,
-          band: 0,
           bands: e.bandStats?.shape[2] ?? 1,
-        },
+        }),
         x: dummy,
         x4: vec4View(xp, vec4, xp),
         weight: e.weight?.binding() ?? dummy,
@@ -226,24 +250,7 @@ export function groupNormBandStats(bands: readonly Tensor[], groups: number): Te
       bp.gpu.dispatch(
         { kernel: 'norm', entry: 'group_stats', overrides: { WG, VEC4: vec4 } },
         {
-          gn: {
-            samples: bp.shape[0],
-            first_sample: firstSample,
-            channels,
-            groups,
-            hw,
-            eps: 0,
-            ss_stride: 0,
-            width: 1,
-            zq_height: 1,
-            zq_width: 1,
-            scale_h: 1,
-            scale_w: 1,
-            zq_stride: 0,
-            row0: 0,
-            band,
-            bands: bands.length,
-          },
+          gn: groupParams({ samples: bp.shape[0], first_sample: firstSample, channels, groups, hw, band, bands: bands.length }),
           x: bp.binding(),
           x4: vec4View(bp, vec4, bp),
           stats_out: stats.binding(),

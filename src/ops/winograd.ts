@@ -12,6 +12,7 @@ import { tidy } from '../tensor/scope.ts';
 import type { ConvGeometry } from './conv2d.ts';
 import { ceilDiv } from './grid.ts';
 import { matmul } from './matmul.ts';
+import { type RowPart, partOf, rowParts } from './parts.ts';
 
 const WG = 64;
 /**
@@ -54,26 +55,11 @@ export function winogradPays(gpu: Gpu, g: ConvGeometry): boolean {
 }
 
 /** Image ranges [a, b) that lie in one part of x and one part of out. */
-function imageRanges(x: Tensor, out: Tensor): { a: number; b: number; xImg0: number; outImg0: number; xPart: Tensor; outPart: Tensor }[] {
-  const starts = (t: Tensor) => {
-    let first = 0;
-    return t.parts().map((p) => {
-      const r = { first, p };
-      first += p.shape[0];
-      return r;
-    });
-  };
-  const xs = starts(x);
-  const outs = starts(out);
+function imageRanges(x: Tensor, out: Tensor): { a: number; b: number; xPart: RowPart; outPart: RowPart }[] {
+  const xs = rowParts(x);
+  const outs = rowParts(out);
   const cuts = [...new Set([...xs.map((r) => r.first), ...outs.map((r) => r.first), x.shape[0]])].sort((a, b) => a - b);
-  const ranges = [];
-  for (let i = 0; i + 1 < cuts.length; i++) {
-    const a = cuts[i];
-    const xp = xs.filter((r) => r.first <= a).at(-1)!;
-    const op = outs.filter((r) => r.first <= a).at(-1)!;
-    ranges.push({ a, b: cuts[i + 1], xImg0: xp.first, outImg0: op.first, xPart: xp.p, outPart: op.p });
-  }
-  return ranges;
+  return cuts.slice(0, -1).map((a, i) => ({ a, b: cuts[i + 1], xPart: partOf(xs, a), outPart: partOf(outs, a) }));
 }
 
 /**
@@ -106,12 +92,12 @@ export function conv2dWinograd(x: Tensor, packed: Tensor, bias: Tensor | undefin
       for (let tile0 = 0; tile0 < total; tile0 += maxTiles) {
         const tiles = Math.min(maxTiles, total - tile0);
         tidy(() => {
-          const wp = { ...common, tile0, tiles, x_img0: r.xImg0, out_img0: r.outImg0, img0: r.a, has_bias: bias ? 1 : 0 };
+          const wp = { ...common, tile0, tiles, x_img0: r.xPart.first, out_img0: r.outPart.first, img0: r.a, has_bias: bias ? 1 : 0 };
           const v = Tensor.empty(gpu, [16, tiles, 4 * cQuads]);
-          gpu.dispatch(call('winograd_input'), { wp, x: r.xPart.binding(), wino_out: v.binding() }, [ceilDiv(tiles, WG), cQuads, 1]);
+          gpu.dispatch(call('winograd_input'), { wp, x: r.xPart.t.binding(), wino_out: v.binding() }, [ceilDiv(tiles, WG), cQuads, 1]);
           const m = matmul(v, kernel);
           v.dispose();
-          gpu.dispatch(call('winograd_output'), { wp, wino_m: m.binding(), bias: (bias ?? m).binding(), out: r.outPart.binding() }, [ceilDiv(tiles, WG), oQuads, 1]);
+          gpu.dispatch(call('winograd_output'), { wp, wino_m: m.binding(), bias: (bias ?? m).binding(), out: r.outPart.t.binding() }, [ceilDiv(tiles, WG), oQuads, 1]);
         });
       }
     }

@@ -13,7 +13,7 @@
 // (groupNormBandStats). The result is the unbanded decode's, up to f32
 // summation order in the norms. Attention is global: levels with attention
 // are never banded (decodePlan refuses a size where they would need to be).
-import { DeviceLimitError, ShapeError } from '../../errors.ts';
+import { DeviceLimitError, ShapeError, formatBytes } from '../../errors.ts';
 import { concat, slice } from '../../ops/layout.ts';
 import { tidy } from '../../tensor/scope.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
@@ -142,12 +142,8 @@ export function decodeBands(c: MoVQConfig, frames: number, h: number, w: number,
   return decoderLevels(c, frames, h, w).map((l) => {
     const bytes = l.height * l.rowBytes;
     if (l.whole && bytes > maxBytes) {
-      throw new DeviceLimitError('maxStorageBufferBindingSize', bytes, maxBytes, `${l.where}: the level has attention, which needs it whole (${mib(bytes)}); decode a smaller size`);
+      throw new DeviceLimitError('maxStorageBufferBindingSize', bytes, maxBytes, `${l.where}: the level has attention, which needs it whole (${formatBytes(bytes)}); decode a smaller size`);
     }
     return planBands(l.height, l.rowBytes, maxBytes, l.halo, l.where);
   });
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -44,14 +44,9 @@ function projections(w: WeightBuilder, inChannels: number, outChannels: number, 
   };
 }
 
-/**
- * The output projection in x's layout: for channel-major x (N, C, H, W) the
- * GEMM writes (N, out, H, W) transposed, instead of a permuted copy after it.
- */
+/** The output projection in x's layout: token-major, or channel-major (N, out, H, W) for channel-major x. */
 function projectOut(layer: Linear, out: Tensor, x: Tensor): Tensor {
-  if (x.rank !== 4) return layer.forward(out);
-  const [n, , h, w] = x.shape;
-  return matmul(out, layer.weight.t, { transposeB: true, transposeOut: true, bias: layer.bias?.t }).reshape([n, layer.options.outFeatures, h, w]);
+  return x.rank === 4 ? layer.forwardChannelMajor(out, x.shape[2], x.shape[3]) : layer.forward(out);
 }
 
 function headCount(op: string, channels: number, headDim: number): number {
